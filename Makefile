@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine:
+#   make serve   - create .venv, install, start the server on the embedded Piper voice (port 8000)
+#   make test    - install everything the tests need, run lint and the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/realtime serve $(ARGS)
+
+lint: install
+	$(BIN)/ruff check realtime tests loadtest
+	$(BIN)/ruff format --check realtime tests loadtest
+
+test: install
+	$(BIN)/ruff check realtime tests loadtest
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m loadtest.bench_rest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,85 @@
+"""The ASGI application: routes, middleware, error handlers and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .control import health
+from .control.middleware import GatewayMiddleware
+from .control.settings import Settings, load_settings
+from .gateway import Gateway
+from .transport import rest
+from .transport.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    request.app.state.gateway.metrics.errors.labels(exc.code or str(exc.status)).inc()
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return ApiError(exc.status_code, str(exc.detail), code=code).response()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        {"error": {"message": "internal server error", "type": "server_error", "param": None, "code": None}},
+        status_code=500,
+    )
+
+
+async def index(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    return JSONResponse(
+        {
+            "name": "realtime-voice-gateway",
+            "engines": list(gw.engines.engines),
+            "default_engine": gw.engines.default,
+            "ready": gw.ready,
+            "endpoints": [
+                "/v1/audio/speech",
+                "/v1/models",
+                "/v1/audio/voices",
+                "/health",
+                "/ready",
+                "/metrics",
+            ],
+        }
+    )
+
+
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Starlette:
+    """Build the app; engines load in the background once the server starts."""
+    settings = settings or load_settings()
+    gw = gateway or Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gw.start_loading()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = Starlette(
+        routes=[Route("/", index, methods=["GET"]), *health.routes, *rest.routes],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    app.add_middleware(GatewayMiddleware, gateway=gw)
+    return app

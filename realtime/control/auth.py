@@ -1,0 +1,72 @@
+"""API keys and per-key session limits.
+
+Keys come from `Authorization: Bearer <key>` or, for browsers that cannot set
+WebSocket headers, `?api_key=<key>`. With no keys configured every request is
+allowed and counted under the anonymous key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+ANONYMOUS = ""
+
+
+def extract_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return query.get("api_key") or headers.get("xi-api-key") or None
+
+
+class Authenticator:
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, key: str | None) -> bool:
+        if not self.enabled:
+            return True
+        if key is None:
+            return False
+        given = key.encode()
+        # Compare against every key so timing does not reveal which one nearly matched.
+        return any([hmac.compare_digest(given, k) for k in self._keys])
+
+
+class LimitExceeded(Exception):
+    pass
+
+
+class SessionLimiter:
+    """Counts open sessions globally and per key; `acquire` refuses past the limits."""
+
+    def __init__(self, max_total: int, max_per_key: int) -> None:
+        self.max_total = max_total
+        self.max_per_key = max_per_key
+        self._per_key: Counter[str] = Counter()
+        self.total = 0
+
+    @contextmanager
+    def acquire(self, key: str | None) -> Iterator[None]:
+        k = key or ANONYMOUS
+        if self.total >= self.max_total:
+            raise LimitExceeded(f"server is at its limit of {self.max_total} concurrent sessions")
+        if self._per_key[k] >= self.max_per_key:
+            raise LimitExceeded(f"this API key is at its limit of {self.max_per_key} concurrent sessions")
+        self.total += 1
+        self._per_key[k] += 1
+        try:
+            yield
+        finally:
+            self.total -= 1
+            self._per_key[k] -= 1
+            if not self._per_key[k]:
+                del self._per_key[k]

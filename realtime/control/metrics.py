@@ -1,0 +1,75 @@
+"""Prometheus metrics, one registry per app so several apps can live in one process (tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ..engines.registry import EngineRegistry
+
+TTFA_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+class _EngineCollector:
+    """Reads engine counters at scrape time instead of duplicating them."""
+
+    def __init__(self, engines: EngineRegistry) -> None:
+        self._engines = engines
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        jobs = CounterMetricFamily(
+            "realtime_engine_jobs", "Engine jobs by outcome", labels=["engine", "outcome"]
+        )
+        audio = CounterMetricFamily("realtime_engine_audio_seconds", "Audio synthesized", labels=["engine"])
+        chars = CounterMetricFamily("realtime_engine_chars", "Characters synthesized", labels=["engine"])
+        busy = CounterMetricFamily("realtime_engine_busy_seconds", "Worker time spent", labels=["engine"])
+        depth = GaugeMetricFamily(
+            "realtime_engine_queue_depth", "Jobs waiting for a worker", labels=["engine"]
+        )
+        ready = GaugeMetricFamily("realtime_engine_ready", "1 when loaded and warmed", labels=["engine"])
+        for name, engine in self._engines.engines.items():
+            s = engine.stats
+            jobs.add_metric([name, "started"], s.jobs_started)
+            jobs.add_metric([name, "completed"], s.jobs_completed)
+            jobs.add_metric([name, "cancelled"], s.jobs_cancelled)
+            jobs.add_metric([name, "failed"], s.jobs_failed)
+            audio.add_metric([name], s.audio_seconds)
+            chars.add_metric([name], s.chars)
+            busy.add_metric([name], s.busy_seconds)
+            depth.add_metric([name], engine.queue_depth)
+            ready.add_metric([name], 1.0 if engine.ready else 0.0)
+        yield from (jobs, audio, chars, busy, depth, ready)
+
+
+class Metrics:
+    def __init__(self, engines: EngineRegistry) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "realtime_requests", "HTTP/WebSocket requests", ["endpoint", "status"], registry=r
+        )
+        self.errors = Counter("realtime_errors", "Errors returned to clients", ["code"], registry=r)
+        self.ttfa = Histogram(
+            "realtime_time_to_first_audio_seconds",
+            "Request or text arrival to first audio byte",
+            ["transport", "engine"],
+            buckets=TTFA_BUCKETS,
+            registry=r,
+        )
+        self.rtf = Histogram(
+            "realtime_real_time_factor",
+            "Synthesis wall time per second of audio (lower is faster)",
+            ["engine"],
+            buckets=RTF_BUCKETS,
+            registry=r,
+        )
+        self.active_sessions = Gauge("realtime_active_sessions", "Open sessions", ["transport"], registry=r)
+        self.underruns = Counter("realtime_underruns", "Playout underruns", ["transport"], registry=r)
+        self.audio_seconds = Counter(
+            "realtime_audio_sent_seconds", "Audio sent to clients", ["transport"], registry=r
+        )
+        r.register(_EngineCollector(engines))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

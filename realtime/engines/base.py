@@ -1,0 +1,138 @@
+"""The engine contract every TTS backend implements.
+
+Engines are loaded once per process and shared by every session. A session
+hands an engine one `SynthesisJob` per text segment; the engine streams float32
+mono audio back and must honour `job.cancel` between chunks so barge-in and
+client disconnects free the worker promptly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Granularity = Literal["segment", "sentence", "chunk", "token"]
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice an engine can speak with."""
+
+    id: str
+    name: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a session needs to know to schedule work on an engine."""
+
+    name: str
+    sample_rate: int
+    voices: tuple[Voice, ...]
+    default_voice: str
+    granularity: Granularity = "sentence"
+    """Smallest unit the engine streams audio in."""
+    max_batch: int = 1
+    """How many jobs the engine can serve in one batch (1: no batching)."""
+    workers: int = 1
+    """How many jobs run concurrently."""
+    supports_speed: bool = True
+    nominal_speed: float = 10.0
+    """Expected audio seconds per wall second for one job; a seed for the planner's EWMA."""
+    audio_per_char_s: float = 0.065
+    """Expected audio seconds per input character; a seed for the planner's EWMA."""
+    device: str = "cpu"
+
+    def has_voice(self, voice: str) -> bool:
+        return any(v.id == voice for v in self.voices)
+
+
+class CancelToken:
+    """A thread-safe flag checked by engine workers between chunks."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class SynthesisJob:
+    """One segment of text to speak, with the deadline it must beat."""
+
+    text: str
+    voice: str
+    speed: float = 1.0
+    deadline: float = 0.0
+    """Monotonic time at which the session's buffered audio runs out."""
+    session_id: str = ""
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+class EngineStats:
+    """Counters an engine keeps about its own work (read by /metrics and tests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.jobs_started = 0
+        self.jobs_completed = 0
+        self.jobs_cancelled = 0
+        self.jobs_failed = 0
+        self.chars = 0
+        self.audio_seconds = 0.0
+        self.busy_seconds = 0.0
+
+    def record(self, *, outcome: str, chars: int, audio_s: float, busy_s: float) -> None:
+        with self._lock:
+            if outcome == "completed":
+                self.jobs_completed += 1
+            elif outcome == "cancelled":
+                self.jobs_cancelled += 1
+            else:
+                self.jobs_failed += 1
+            self.chars += chars
+            self.audio_seconds += audio_s
+            self.busy_seconds += busy_s
+
+    def started(self) -> None:
+        with self._lock:
+            self.jobs_started += 1
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded TTS model shared by all sessions."""
+
+    info: EngineInfo
+    stats: EngineStats
+
+    async def start(self) -> None:
+        """Load and warm the model (off the event loop)."""
+
+    async def stop(self) -> None:
+        """Release workers and model memory."""
+
+    @property
+    def ready(self) -> bool:
+        """True once `start` has loaded and warmed the model."""
+
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting for a worker."""
+
+    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        """Stream float32 mono audio at `info.sample_rate` for `job`."""
+
+
+class EngineError(RuntimeError):
+    """An engine failed to load or to synthesize."""

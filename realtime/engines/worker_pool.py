@@ -1,0 +1,133 @@
+"""Runs blocking synthesis work in threads, admitting jobs earliest-deadline-first.
+
+Every engine that does CPU/GPU-bound inference shares this: a fixed number of
+worker slots (threads), a deadline-ordered wait list in front of them, and a
+bridge that streams chunks from the worker thread back to the event loop as
+they are produced. A job whose consumer goes away is cancelled through its
+token; its slot is only released when the thread has really stopped, so the
+slot count always matches the work in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .base import EngineStats, SynthesisJob
+from .deadline_queue import DeadlineQueue
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[np.ndarray], None]
+Work = Callable[[SynthesisJob, Emit], None]
+"""Blocking function: synthesize `job`, call `emit` per chunk, stop early if cancelled."""
+
+_DONE = object()
+
+
+class WorkerPool:
+    """A fixed set of worker threads fed from a deadline-ordered wait list."""
+
+    def __init__(self, workers: int, *, name: str, stats: EngineStats, sample_rate: int) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self._free = workers
+        self._waiting: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue()
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._stats = stats
+        self._sample_rate = sample_rate
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def busy(self) -> int:
+        return self.workers - self._free
+
+    async def _acquire(self, deadline: float) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = self._waiting.push(fut, deadline)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()  # we were handed a slot as we were cancelled: pass it on
+            else:
+                self._waiting.remove(entry)
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            fut = self._waiting.pop()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
+
+    async def run_blocking(self, fn: Callable[[], object], deadline: float = 0.0) -> object:
+        """Run a one-off blocking call (e.g. warm-up) in a worker slot."""
+        await self._acquire(deadline)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
+        finally:
+            self._release()
+
+    async def stream(self, job: SynthesisJob, work: Work) -> AsyncIterator[np.ndarray]:
+        """Wait for a slot in deadline order, run `work` in a thread, yield its chunks."""
+        await self._acquire(job.deadline)
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[object] = asyncio.Queue()
+        audio_samples = 0
+
+        def emit(chunk: np.ndarray) -> None:
+            nonlocal audio_samples
+            audio_samples += len(chunk)
+            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+
+        def run() -> None:
+            self._stats.started()
+            started = time.perf_counter()
+            outcome = "completed"
+            try:
+                work(job, emit)
+                if job.cancel.cancelled:
+                    outcome = "cancelled"
+            except BaseException as exc:
+                outcome = "failed"
+                loop.call_soon_threadsafe(chunks.put_nowait, exc)
+            finally:
+                self._stats.record(
+                    outcome=outcome,
+                    chars=len(job.text),
+                    audio_s=audio_samples / self._sample_rate,
+                    busy_s=time.perf_counter() - started,
+                )
+                loop.call_soon_threadsafe(chunks.put_nowait, _DONE)
+
+        future = loop.run_in_executor(self._threads, run)
+        future.add_done_callback(lambda _f: self._release())
+        try:
+            while True:
+                item = await chunks.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, np.ndarray)
+                yield item
+        finally:
+            if not future.done():
+                job.cancel.cancel()
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._threads.shutdown, True)

@@ -1,0 +1,300 @@
+"""One utterance: incremental text in, ordered stitched audio events out.
+
+A `SpeechContext` glues the pure parts together on the event loop:
+the segmenter cuts text where the planner says, each segment becomes an
+engine job whose deadline is the moment the listener's audio runs dry, up to
+`max_inflight` jobs synthesize at once, and their audio is emitted strictly in
+order through the stitcher. Backpressure: when more than `max_ahead_s` of
+audio waits for the consumer, no new job starts, so a slow reader bounds
+memory and pauses synthesis. `cancel()` stops engine work through the jobs'
+cancel tokens and ends the event stream after a fade of at most 10 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..control.settings import PlannerSettings
+from ..engines.base import Engine, SynthesisJob
+from .clock import Clock, MonotonicClock
+from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
+from .planner import ChunkPlanner
+from .playout import PlayoutClock
+from .segmenter import Segmenter
+from .stitcher import Stitcher
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass
+class _Job:
+    segment_id: int
+    job: SynthesisJob
+    submitted_at: float
+    queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    samples: int = 0
+    queued_samples: int = 0
+    task: asyncio.Task[None] | None = None
+    finished: bool = False
+
+
+@dataclass
+class ContextStats:
+    created_at: float
+    first_audio_at: float | None = None
+    segments: int = 0
+    audio_samples: int = 0
+    synth_wall_s: float = 0.0
+    last_chunk_chars: int = 0
+
+    def ttfa_s(self) -> float | None:
+        return None if self.first_audio_at is None else self.first_audio_at - self.created_at
+
+
+class SpeechContext:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        voice: str,
+        speed: float = 1.0,
+        planner: PlannerSettings,
+        session_id: str = "",
+        context_id: str = "",
+        max_ahead_s: float = 20.0,
+        max_text_chars: int = 100_000,
+        low_latency: bool = False,
+        crossfade_ms: float = 5.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.voice = voice
+        self.speed = speed
+        self.session_id = session_id
+        self.context_id = context_id
+        self.low_latency = low_latency
+        self.sample_rate = engine.info.sample_rate
+        self.clock = clock or MonotonicClock()
+        self.config = planner
+        self.max_ahead_s = max_ahead_s
+        self.planner = ChunkPlanner(
+            planner, nominal_speed=engine.info.nominal_speed, audio_per_char_s=engine.info.audio_per_char_s
+        )
+        self.segmenter = Segmenter(max_buffer_chars=max_text_chars)
+        self.stitcher = Stitcher(self.sample_rate, crossfade_ms)
+        self.playout = PlayoutClock()
+        self.stats = ContextStats(created_at=self.clock.now())
+        self._jobs: deque[_Job] = deque()
+        self._next_segment_id = 0
+        self._done = False
+        self._flushing = False
+        self._cancelled = False
+        self._last_text_at = self.clock.now()
+        self._wake_producer = asyncio.Event()
+        self._wake_consumer = asyncio.Event()
+
+    # -- text input -------------------------------------------------------------------------
+
+    def append(self, text: str) -> None:
+        """Add incremental text; ValueError if the context is finished or over its limit."""
+        if self._done or self._cancelled:
+            raise ValueError("context is already finished")
+        self.segmenter.push(text)
+        self._last_text_at = self.clock.now()
+        self._wake_producer.set()
+
+    def flush(self) -> None:
+        """Synthesize everything buffered now, without waiting for a better boundary."""
+        self._flushing = True
+        self._wake_producer.set()
+
+    def done(self) -> None:
+        """No more text: finish speaking what is buffered, then end the event stream."""
+        self._done = True
+        self._wake_producer.set()
+
+    def cancel(self) -> None:
+        """Stop now: engine work is cancelled and no further audio is emitted."""
+        if self._cancelled:
+            return
+        self._cancelled = True
+        self.segmenter.reset()
+        for job in self._jobs:
+            job.job.cancel.cancel()
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+        self._wake_producer.set()
+        self._wake_consumer.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def finished(self) -> bool:
+        return self._cancelled or (self._done and not self.segmenter.pending.strip() and not self._jobs)
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def queued_audio_s(self) -> float:
+        """Synthesized audio waiting for the consumer."""
+        return sum(j.queued_samples for j in self._jobs) / self.sample_rate
+
+    def _predicted_inflight_s(self) -> float:
+        return sum(self.planner.predict_audio_s(len(j.job.text)) for j in self._jobs if not j.finished)
+
+    def buffered_s(self) -> float:
+        """Audio ahead of the listener: sent but unplayed, queued, and predicted from running jobs."""
+        now = self.clock.now()
+        return self.playout.lead_s(now) + self.queued_audio_s() + self._predicted_inflight_s()
+
+    # -- producer -----------------------------------------------------------------------------
+
+    def _inflight(self) -> int:
+        return sum(1 for j in self._jobs if not j.finished)
+
+    def _try_start_jobs(self) -> None:
+        while not self._cancelled and self._inflight() < self.config.max_inflight:
+            if self.queued_audio_s() > self.max_ahead_s:
+                return  # slow reader: pause synthesis until it catches up
+            now = self.clock.now()
+            buffered = self.buffered_s()
+            plan = self.planner.plan(buffered, low_latency=self.low_latency)
+            final = self._done or self._flushing
+            idle = (now - self._last_text_at) * 1000.0 >= self.config.idle_flush_ms
+            text = self.segmenter.next_segment(
+                plan.min_chars, plan.max_chars, final=final, force=plan.force or idle
+            )
+            if text is None:
+                if not self.segmenter.pending.strip():
+                    self._flushing = False
+                return
+            self.planner.committed(plan, len(text))
+            self._start_job(text, deadline=now + buffered)
+
+    def _start_job(self, text: str, deadline: float) -> None:
+        job = _Job(
+            segment_id=self._next_segment_id,
+            job=SynthesisJob(text, self.voice, self.speed, deadline=deadline, session_id=self.session_id),
+            submitted_at=self.clock.now(),
+        )
+        self._next_segment_id += 1
+        job.task = asyncio.get_running_loop().create_task(self._run_job(job))
+        self._jobs.append(job)
+        self._wake_consumer.set()
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            async for chunk in self.engine.synthesize(job.job):
+                job.samples += len(chunk)
+                job.queued_samples += len(chunk)
+                job.queue.put_nowait(chunk)
+                self._wake_consumer.set()
+            job.queue.put_nowait(_END)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("synthesis failed", extra={"session_id": self.session_id})
+            job.queue.put_nowait(exc)
+        finally:
+            job.finished = True
+            wall = self.clock.now() - job.submitted_at
+            self.stats.synth_wall_s += wall
+            self.planner.observe(chars=len(job.job.text), audio_s=job.samples / self.sample_rate, wall_s=wall)
+            self._wake_producer.set()
+            self._wake_consumer.set()
+
+    async def _produce(self) -> None:
+        while not self._cancelled:
+            self._try_start_jobs()
+            timeout = None
+            if self.segmenter.pending.strip() and not self._done:
+                waited = (self.clock.now() - self._last_text_at) * 1000.0
+                timeout = max(0.0, self.config.idle_flush_ms - waited) / 1000.0 + 0.001
+            self._wake_producer.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake_producer.wait(), timeout)
+
+    # -- consumer -----------------------------------------------------------------------------
+
+    def _emit(self, samples: np.ndarray) -> AudioOut:
+        now = self.clock.now()
+        if self.stats.first_audio_at is None:
+            self.stats.first_audio_at = now
+        self.stats.audio_samples += samples.size
+        self.playout.on_send(now, samples.size / self.sample_rate)
+        return AudioOut(samples)
+
+    async def events(self) -> AsyncIterator[ContextEvent]:
+        """The context's output, in order. Single consumer; closing it cancels the context."""
+        producer = asyncio.get_running_loop().create_task(self._produce())
+        try:
+            async for event in self._consume():
+                yield event
+        finally:
+            if not self.finished:
+                self.cancel()
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            for job in self._jobs:
+                if job.task is not None and not job.task.done():
+                    job.task.cancel()
+
+    async def _consume(self) -> AsyncIterator[ContextEvent]:
+        announced = -1
+        while True:
+            if self._cancelled:
+                tail = self.stitcher.fade_out()
+                if tail.size:
+                    yield self._emit(tail)
+                yield ContextDone(self.stats.audio_samples * 1000.0 / self.sample_rate, cancelled=True)
+                return
+            if not self._jobs:
+                if self.finished:
+                    tail = self.stitcher.finish()
+                    if tail.size:
+                        yield self._emit(tail)
+                    yield ContextDone(self.stats.audio_samples * 1000.0 / self.sample_rate)
+                    return
+                self._wake_consumer.clear()
+                await self._wake_consumer.wait()
+                continue
+            job = self._jobs[0]
+            if announced != job.segment_id:
+                announced = job.segment_id
+                self.stitcher.start_segment()
+                self.stats.segments += 1
+                segment_start = self.stats.audio_samples
+                yield SegmentStarted(job.segment_id, job.job.text)
+            if job.queue.empty():
+                self._wake_consumer.clear()
+                await self._wake_consumer.wait()
+                continue
+            item = job.queue.get_nowait()
+            if item is _END:
+                self.stitcher.end_segment()
+                self._jobs.popleft()
+                self._wake_producer.set()
+                audio_ms = (self.stats.audio_samples - segment_start) * 1000.0 / self.sample_rate
+                yield SegmentDone(job.segment_id, audio_ms)
+            elif isinstance(item, BaseException):
+                self._jobs.popleft()
+                yield ContextError("engine_error", f"synthesis failed: {item}")
+                self.cancel()
+            else:
+                assert isinstance(item, np.ndarray)
+                job.queued_samples -= item.size
+                self._wake_producer.set()
+                out = self.stitcher.push(item)
+                if out.size:
+                    yield self._emit(out)

@@ -1,0 +1,40 @@
+"""What a speech context reports to its transport, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SegmentStarted:
+    segment_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    samples: np.ndarray
+    """float32 mono at the engine's sample rate."""
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    segment_id: int
+    audio_ms: float
+
+
+@dataclass(frozen=True)
+class ContextError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ContextDone:
+    audio_ms: float
+    cancelled: bool = False
+
+
+ContextEvent = SegmentStarted | AudioOut | SegmentDone | ContextError | ContextDone

@@ -1,0 +1,86 @@
+"""Adaptive chunk sizing from measured engine speed (EWMA) and buffered audio.
+
+The rule (DESIGN.md): the next chunk must finish before the listener's buffer
+runs dry. With `speed` = audio seconds produced per wall second (measured from
+submission to completion, so queueing under load is included) and
+`audio_per_char` = audio seconds per input character, a chunk of n characters
+is ready after about n * audio_per_char / speed seconds. So
+
+    n_max = safety * buffered_s * speed / audio_per_char
+
+The first chunk is small (first clause or a few words) so audio starts early;
+later chunks may grow by at most `growth` per step, since larger chunks use
+the engine better and sound more natural. Pure logic: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..control.settings import PlannerSettings
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    min_chars: int
+    max_chars: int
+    force: bool
+    """Cut at any word boundary now: the buffer is about to run dry."""
+
+
+class Ewma:
+    """Exponentially weighted moving average seeded with a prior."""
+
+    def __init__(self, initial: float, alpha: float) -> None:
+        self.value = initial
+        self.alpha = alpha
+        self.samples = 0
+
+    def update(self, sample: float) -> float:
+        self.value = sample if self.samples == 0 else self.alpha * sample + (1 - self.alpha) * self.value
+        self.samples += 1
+        return self.value
+
+
+class ChunkPlanner:
+    """Decides how much text to hand the engine next, per session."""
+
+    def __init__(self, config: PlannerSettings, *, nominal_speed: float, audio_per_char_s: float) -> None:
+        self.config = config
+        self.speed = Ewma(nominal_speed, config.ewma_alpha)
+        self.audio_per_char = Ewma(audio_per_char_s, config.ewma_alpha)
+        self.chunks_planned = 0
+        self._last_max = config.first_max_chars
+
+    def observe(self, *, chars: int, audio_s: float, wall_s: float) -> None:
+        """Feed back one finished chunk: its length, audio produced and submit-to-done time."""
+        if chars <= 0 or audio_s <= 0:
+            return
+        self.audio_per_char.update(audio_s / chars)
+        self.speed.update(audio_s / max(wall_s, 1e-4))
+
+    def predict_audio_s(self, chars: int) -> float:
+        return chars * self.audio_per_char.value
+
+    def predict_wall_s(self, chars: int) -> float:
+        return self.predict_audio_s(chars) / self.speed.value
+
+    def plan(self, buffered_s: float, *, low_latency: bool = False) -> ChunkPlan:
+        """Sizes for the next chunk given the audio already buffered ahead of the listener."""
+        cfg = self.config
+        if self.chunks_planned == 0 or buffered_s <= 0:
+            # Nothing playing: get audio out as soon as possible.
+            return ChunkPlan(cfg.first_min_chars, cfg.first_max_chars, force=self.chunks_planned > 0)
+        affordable = cfg.safety * buffered_s * self.speed.value / self.audio_per_char.value
+        grown = self._last_max * cfg.growth
+        ceiling = cfg.first_max_chars if low_latency else cfg.max_chars
+        max_chars = int(max(cfg.first_max_chars, min(affordable, grown, ceiling)))
+        min_chars = min(cfg.min_chars, max_chars)
+        # Running dry soon (less than one small chunk's synthesis time left): cut anywhere.
+        force = buffered_s < 2 * self.predict_wall_s(cfg.first_max_chars)
+        return ChunkPlan(min_chars, max_chars, force)
+
+    def committed(self, plan: ChunkPlan, chars: int) -> None:
+        """Record that a chunk of `chars` was cut under `plan` (growth is bounded from it)."""
+        self.chunks_planned += 1
+        self._last_max = max(plan.max_chars, chars)

@@ -1,0 +1,188 @@
+"""OpenAI-compatible REST: `/v1/audio/speech`, `/v1/models`, `/v1/audio/voices`.
+
+A speech request becomes a short-lived speech context on the shared
+scheduler: the whole input is appended at once, audio is encoded and streamed
+as it is synthesized (chunked transfer, or SSE with `stream_format: "sse"`),
+and a client that goes away cancels the context and its engine jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..audio.output import AudioOutput
+from ..control.auth import LimitExceeded, extract_key
+from ..control.logs import session_id as session_id_var
+from ..control.voices import UnknownModel, UnknownVoice
+from ..gateway import Gateway
+from ..session.context import SpeechContext
+from ..session.events import AudioOut, ContextError
+from .errors import ApiError
+from .speech_request import EXTRA_FORMATS, SpeechRequest, parse_speech_request
+from .streaming import ClosingStreamingResponse
+
+log = logging.getLogger(__name__)
+
+CREATED = 1_700_000_000  # a fixed timestamp: models here have no creation date
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+async def _json_body(request: Request) -> object:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from None
+
+
+async def speech(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gateway(request)
+    req = parse_speech_request(await _json_body(request), max_input_chars=gw.settings.max_input_chars)
+    try:
+        selection = gw.voices.resolve(req.model, req.voice)
+    except UnknownModel as exc:
+        raise ApiError(404, str(exc), param="model", code="model_not_found") from None
+    except UnknownVoice as exc:
+        raise ApiError(404, str(exc), param="voice", code="voice_not_found") from None
+    engine = selection.engine
+    if not engine.ready:
+        raise ApiError(
+            503, f"engine '{engine.info.name}' is still loading; retry shortly", code="engine_not_ready"
+        )
+    rate = req.sample_rate or (8000 if req.response_format in EXTRA_FORMATS else gw.settings.rest_sample_rate)
+    output = AudioOutput(req.response_format, engine.info.sample_rate, rate)
+    slot = ExitStack()
+    try:
+        slot.enter_context(gw.limiter.acquire(extract_key(request.headers, request.query_params)))
+    except LimitExceeded as exc:
+        raise ApiError(429, str(exc), code="too_many_sessions") from None
+    session_id = uuid.uuid4().hex[:12]
+    session_id_var.set(session_id)
+    context = gw.new_context(selection, speed=req.speed, session_id=session_id)
+    context.append(req.input)
+    context.done()
+    transport = "rest_sse" if req.stream_format == "sse" else "rest"
+    gw.metrics.active_sessions.labels(transport).inc()
+
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            slot.close()
+            gw.metrics.active_sessions.labels(transport).dec()
+
+    audio = _encoded_audio(gw, context, output, started, transport)
+    if req.stream_format == "sse":
+        body: AsyncIterator[bytes] = _sse(audio, req, output)
+        media_type = "text/event-stream"
+    else:
+        body, media_type = audio, output.content_type
+    headers = {"X-Session-Id": session_id, "Cache-Control": "no-store", "X-Sample-Rate": str(rate)}
+    log.info(
+        "speech request",
+        extra={"engine": engine.info.name, "voice": selection.voice, "chars": len(req.input),
+               "format": req.response_format, "stream": req.stream_format},
+    )  # fmt: skip
+    return ClosingStreamingResponse(body, media_type=media_type, headers=headers, on_close=release)
+
+
+async def _encoded_audio(
+    gw: Gateway, context: SpeechContext, output: AudioOutput, started: float, transport: str
+) -> AsyncIterator[bytes]:
+    engine = context.engine.info.name
+    first = True
+    events = context.events()
+    try:
+        async for event in events:
+            if isinstance(event, AudioOut):
+                data = output.write(event.samples)
+                if data:
+                    if first:
+                        first = False
+                        gw.metrics.ttfa.labels(transport, engine).observe(time.monotonic() - started)
+                    yield data
+            elif isinstance(event, ContextError):
+                gw.metrics.errors.labels(event.code).inc()
+                log.error("speech stream truncated", extra={"error": event.message})
+                return
+        tail = output.finish()
+        if tail:
+            yield tail
+        audio_s = output.duration_s
+        if audio_s > 0:
+            gw.metrics.rtf.labels(engine).observe(context.stats.synth_wall_s / audio_s)
+            gw.metrics.audio_seconds.labels(transport).inc(audio_s)
+        gw.metrics.underruns.labels(transport).inc(context.playout.underruns)
+    finally:
+        await events.aclose()
+
+
+async def _sse(audio: AsyncIterator[bytes], req: SpeechRequest, output: AudioOutput) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in audio:
+            event = {"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")}
+            yield f"data: {json.dumps(event)}\n\n".encode()
+        # Usage: characters in; 20 ms audio frames out (no tokenizer involved).
+        usage = {"input_tokens": len(req.input), "output_tokens": math.ceil(output.duration_s * 50)}
+        usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+        yield f"data: {json.dumps({'type': 'speech.audio.done', 'usage': usage})}\n\n".encode()
+    finally:
+        await audio.aclose()  # type: ignore[attr-defined]
+
+
+def _model(model_id: str) -> dict[str, object]:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "realtime-voice-gateway"}
+
+
+async def list_models(request: Request) -> Response:
+    ids = _gateway(request).voices.model_ids()
+    return JSONResponse({"object": "list", "data": [_model(i) for i in ids]})
+
+
+async def get_model(request: Request) -> Response:
+    model_id = request.path_params["model_id"]
+    if model_id not in _gateway(request).voices.model_ids():
+        raise ApiError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+    return JSONResponse(_model(model_id))
+
+
+async def list_voices(request: Request) -> Response:
+    gw = _gateway(request)
+    try:
+        engine = gw.voices.engine_for_model(request.query_params.get("model"))
+    except UnknownModel as exc:
+        raise ApiError(404, str(exc), param="model", code="model_not_found") from None
+    voices = [
+        {"id": v.id, "name": v.name, "engine": engine.info.name, "language": v.language}
+        for v in engine.info.voices
+    ]
+    aliases = [
+        {"id": name, "name": name, "engine": engine.info.name, "alias_of": gw.voices.resolve(None, name).voice}
+        for name in gw.voices.openai_voice_names()
+    ] if engine is gw.engines.get(None) else []  # fmt: skip
+    return JSONResponse({"voices": voices + aliases})
+
+
+routes = [
+    Route("/v1/audio/speech", speech, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+    Route("/v1/audio/voices", list_voices, methods=["GET"]),
+]

@@ -1,0 +1,59 @@
+"""Models, voices, health, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+
+from tests.server import LiveServer
+
+
+def test_models(server: LiveServer) -> None:
+    c = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    ids = [m.id for m in c.models.list().data]
+    assert {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "piper", "tone"} <= set(ids)
+    model = c.models.retrieve("tts-1")
+    assert model.id == "tts-1" and model.object == "model"
+    try:
+        c.models.retrieve("no-such-model")
+        raise AssertionError("expected 404")
+    except openai.NotFoundError as exc:
+        assert exc.body["code"] == "model_not_found"
+
+
+def test_voices(server: LiveServer) -> None:
+    voices = httpx.get(f"{server.url}/v1/audio/voices").json()["voices"]
+    ids = {v["id"] for v in voices}
+    assert "en_US-joe-medium" in ids and "alloy" in ids
+    assert all(set(v) >= {"id", "name"} for v in voices)
+    tone = httpx.get(f"{server.url}/v1/audio/voices", params={"model": "tone"}).json()["voices"]
+    assert {v["id"] for v in tone} == {"low", "mid", "high"}
+    assert httpx.get(f"{server.url}/v1/audio/voices", params={"model": "x"}).status_code == 404
+
+
+def test_health_ready_metrics(server: LiveServer) -> None:
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/ready")
+    assert ready.status_code == 200 and ready.json()["engines"] == {"piper": True, "tone": True}
+    httpx.post(
+        f"{server.url}/v1/audio/speech",
+        json={"model": "tts-1", "voice": "alloy", "input": "Count me.", "response_format": "wav"},
+    )
+    httpx.post(f"{server.url}/v1/audio/speech", json={"model": "tts-1"})
+    text = httpx.get(f"{server.url}/metrics").text
+    for name in (
+        "realtime_requests_total",
+        "realtime_errors_total",
+        "realtime_time_to_first_audio_seconds_bucket",
+        "realtime_real_time_factor_bucket",
+        "realtime_active_sessions",
+        "realtime_engine_queue_depth",
+        "realtime_underruns_total",
+        'realtime_engine_jobs_total{engine="piper",outcome="completed"}',
+    ):
+        assert name in text, name
+    count = [
+        line for line in text.splitlines() if line.startswith("realtime_time_to_first_audio_seconds_count")
+    ]
+    assert count and any(float(line.split()[-1]) >= 1 for line in count)
+    assert 'realtime_errors_total{code="missing_required_parameter"}' in text

@@ -1,0 +1,166 @@
+"""SpeechContext with the tone engine: ordering, incremental text, cancel, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from realtime.control.settings import PlannerSettings, ToneSettings
+from realtime.engines.tone import ToneEngine
+from realtime.session.context import SpeechContext
+from realtime.session.events import AudioOut, ContextDone, SegmentDone, SegmentStarted
+
+RATE = 24000
+
+
+def make(speed: float = 200.0, **kwargs) -> tuple[ToneEngine, SpeechContext]:  # type: ignore[no-untyped-def]
+    engine = ToneEngine(ToneSettings(sample_rate=RATE, speed=speed, latency_ms=0.0, chunk_ms=50.0))
+    planner = kwargs.pop("planner", PlannerSettings(idle_flush_ms=100.0))
+    return engine, SpeechContext(engine, voice="mid", planner=planner, **kwargs)
+
+
+async def collect(ctx: SpeechContext) -> list[object]:
+    return [e async for e in ctx.events()]
+
+
+def test_events_come_in_order_and_audio_matches_the_text() -> None:
+    async def main() -> None:
+        engine, ctx = make()
+        await engine.start()
+        text = "First clause here, then a sentence. And another one follows it! Last words"
+        ctx.append(text)
+        ctx.done()
+        events = await collect(ctx)
+        await engine.stop()
+        assert isinstance(events[-1], ContextDone) and not events[-1].cancelled
+        started = [e for e in events if isinstance(e, SegmentStarted)]
+        done = [e for e in events if isinstance(e, SegmentDone)]
+        assert [e.segment_id for e in started] == list(range(len(started))) == [e.segment_id for e in done]
+        assert len(started) >= 2, "the first segment is cut early"
+        assert len(started[0].text) <= 60
+        assert " ".join(e.text for e in started) == text
+        # Each segment's audio follows its start and precedes its done.
+        current = None
+        for e in events:
+            if isinstance(e, SegmentStarted):
+                current = e.segment_id
+            elif isinstance(e, SegmentDone):
+                assert e.segment_id == current
+            elif isinstance(e, AudioOut):
+                assert current is not None
+        audio = np.concatenate([e.samples for e in events if isinstance(e, AudioOut)])
+        seams = len(started) - 1
+        spoken = sum(len(e.text) for e in started)
+        assert audio.size == spoken * int(RATE * 0.06) - seams * ctx.stitcher.fade
+        assert events[-1].audio_ms == pytest.approx(audio.size * 1000 / RATE)
+
+    asyncio.run(main())
+
+
+def test_incremental_text_speaks_first_clause_before_the_rest_arrives() -> None:
+    async def main() -> None:
+        engine, ctx = make()
+        await engine.start()
+        events = ctx.events()
+        ctx.append("Hello there, my")
+        first = await asyncio.wait_for(events.__anext__(), 5)
+        assert isinstance(first, SegmentStarted) and first.text == "Hello there,"
+        ctx.append(" friend. How are you?")
+        ctx.done()
+        rest = [e async for e in events]
+        texts = [e.text for e in rest if isinstance(e, SegmentStarted)]
+        assert " ".join(texts) == "my friend. How are you?"
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_idle_token_stream_flushes_pending_words() -> None:
+    async def main() -> None:
+        engine, ctx = make(planner=PlannerSettings(idle_flush_ms=50.0))
+        await engine.start()
+        events = ctx.events()
+        ctx.append("no punctuation at all ")  # nothing more arrives for a while
+        first = await asyncio.wait_for(events.__anext__(), 5)
+        assert isinstance(first, SegmentStarted) and first.text == "no punctuation at all"
+        ctx.cancel()
+        await events.aclose()
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_flush_speaks_what_is_buffered() -> None:
+    async def main() -> None:
+        engine, ctx = make(planner=PlannerSettings(idle_flush_ms=60_000.0))
+        await engine.start()
+        events = ctx.events()
+        ctx.append("a tiny fragment")
+        ctx.flush()
+        first = await asyncio.wait_for(events.__anext__(), 5)
+        assert isinstance(first, SegmentStarted) and first.text == "a tiny fragment"
+        ctx.done()
+        assert isinstance([e async for e in events][-1], ContextDone)
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_cancel_stops_engine_work_and_audio() -> None:
+    async def main() -> None:
+        engine, ctx = make(speed=5.0)
+        await engine.start()
+        ctx.append("word " * 400)
+        ctx.done()
+        got_audio = False
+        after_cancel: list[object] = []
+        async for event in ctx.events():
+            if ctx.cancelled:
+                after_cancel.append(event)
+            elif isinstance(event, AudioOut):
+                got_audio = True
+                ctx.cancel()
+        assert got_audio
+        # Only the short fade-out and the final event come after the cancel.
+        fades = [e for e in after_cancel if isinstance(e, AudioOut)]
+        assert sum(e.samples.size for e in fades) <= RATE // 100
+        assert isinstance(after_cancel[-1], ContextDone) and after_cancel[-1].cancelled
+        for _ in range(100):
+            if engine.stats.jobs_started == engine.stats.jobs_completed + engine.stats.jobs_cancelled:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.stats.jobs_cancelled >= 1
+        assert engine.stats.chars < 400 * 5 / 2
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_slow_reader_pauses_synthesis_with_bounded_memory() -> None:
+    async def main() -> None:
+        engine, ctx = make(speed=500.0, max_ahead_s=2.0)
+        await engine.start()
+        ctx.append("many words in a very long text. " * 200)  # ~380 s of audio
+        ctx.done()
+        events = ctx.events()
+        await events.__anext__()
+        await asyncio.sleep(0.5)  # the reader stalls; a fast engine could have made it all by now
+        queued = ctx.queued_audio_s()
+        produced = engine.stats.audio_seconds
+        assert queued < 2.0 + 2 * 300 * 0.06, queued  # the limit plus at most the jobs in flight
+        assert produced < 60
+        await asyncio.sleep(0.2)
+        assert engine.stats.audio_seconds == produced, "synthesis is paused"
+        await events.aclose()
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_append_after_done_is_refused() -> None:
+    engine, ctx = make()
+    ctx.done()
+    with pytest.raises(ValueError):
+        ctx.append("late")

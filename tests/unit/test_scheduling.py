@@ -1,0 +1,106 @@
+"""Planner, playout clock and deadline queue: pure logic stepped by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from realtime.control.settings import PlannerSettings
+from realtime.engines.deadline_queue import DeadlineQueue
+from realtime.session.clock import FakeClock
+from realtime.session.planner import ChunkPlanner, Ewma
+from realtime.session.playout import PlayoutClock
+
+
+def planner(**kwargs) -> ChunkPlanner:  # type: ignore[no-untyped-def]
+    return ChunkPlanner(PlannerSettings(**kwargs), nominal_speed=10.0, audio_per_char_s=0.06)
+
+
+def test_ewma_seeds_then_smooths() -> None:
+    e = Ewma(10.0, alpha=0.5)
+    assert e.value == 10.0
+    assert e.update(4.0) == 4.0  # the first measurement replaces the prior
+    assert e.update(8.0) == pytest.approx(6.0)
+
+
+def test_first_chunk_is_small_and_nothing_buffered_means_small() -> None:
+    p = planner(first_min_chars=8, first_max_chars=60)
+    plan = p.plan(buffered_s=0.0)
+    assert (plan.min_chars, plan.max_chars, plan.force) == (8, 60, False)
+    p.committed(plan, 40)
+    assert p.plan(buffered_s=0.0).max_chars == 60  # ran dry: back to small chunks
+    assert p.plan(buffered_s=0.0).force  # ...cut at any word boundary
+
+
+def test_chunks_grow_gradually_while_the_buffer_is_healthy() -> None:
+    p = planner(first_max_chars=60, max_chars=300, growth=2.0, safety=0.5)
+    plan = p.plan(0.0)
+    p.committed(plan, 60)
+    sizes = []
+    for _ in range(4):
+        plan = p.plan(buffered_s=30.0)  # plenty buffered: growth is the only limit
+        sizes.append(plan.max_chars)
+        p.committed(plan, plan.max_chars)
+    assert sizes == [120, 240, 300, 300]
+
+
+def test_chunk_must_finish_before_the_buffer_runs_dry() -> None:
+    p = planner(first_max_chars=20, max_chars=1000, growth=100.0, safety=0.5)
+    p.committed(p.plan(0.0), 20)
+    p.observe(chars=100, audio_s=6.0, wall_s=2.0)  # measured: 3x real time, 0.06 s/char
+    plan = p.plan(buffered_s=2.0)
+    # 0.5 * 2 s buffered * 3x / 0.06 s per char = 50 characters, ready in 1 s < 2 s buffered.
+    assert plan.max_chars == 50
+    assert p.predict_wall_s(plan.max_chars) < 2.0
+
+
+def test_slow_engine_under_load_shrinks_chunks() -> None:
+    p = planner(first_max_chars=20, max_chars=1000, growth=100.0)
+    p.committed(p.plan(0.0), 20)
+    before = p.plan(buffered_s=4.0).max_chars
+    for _ in range(5):
+        p.observe(chars=50, audio_s=3.0, wall_s=3.0)  # queueing made it only real time
+    after = p.plan(buffered_s=4.0).max_chars
+    assert after < before
+
+
+def test_low_latency_caps_chunks() -> None:
+    p = planner(first_max_chars=40, max_chars=300)
+    p.committed(p.plan(0.0), 40)
+    assert p.plan(100.0, low_latency=True).max_chars == 40
+
+
+def test_playout_lead_and_underruns_with_a_fake_clock() -> None:
+    clock = FakeClock()
+    play = PlayoutClock()
+    play.on_send(clock.now(), 1.0)  # 1 s of audio at t=0: playback starts
+    clock.advance(0.4)
+    assert play.played_s(clock.now()) == pytest.approx(0.4)
+    assert play.lead_s(clock.now()) == pytest.approx(0.6)
+    assert play.wait_s(clock.now(), max_lead_s=0.5) == pytest.approx(0.1)
+    assert play.wait_s(clock.now(), max_lead_s=None) == 0.0
+    play.on_send(clock.now(), 1.0)  # in time: no underrun
+    assert play.underruns == 0
+    clock.advance(2.5)  # playback reached 2.0 s at t=2.0; the next audio comes at t=2.9
+    assert play.lead_s(clock.now()) == 0.0
+    play.on_send(clock.now(), 0.5)
+    assert play.underruns == 1 and play.underrun_s == pytest.approx(0.9)
+    # Playback resumed at the new audio: at t=3.0, 0.1 s of it has been heard.
+    clock.advance(0.1)
+    assert play.played_s(clock.now()) == pytest.approx(2.1)
+    assert play.runs_dry_at(clock.now()) == pytest.approx(3.4)
+
+
+def test_deadline_queue_orders_by_deadline_then_arrival() -> None:
+    q: DeadlineQueue[str] = DeadlineQueue()
+    q.push("late", 5.0)
+    first = q.push("tie-1", 1.0)
+    q.push("tie-2", 1.0)
+    q.push("early", 0.5)
+    assert len(q) == 4 and q.peek_deadline() == 0.5
+    q.remove(first)
+    q.remove(first)  # idempotent
+    assert len(q) == 3
+    assert [q.pop(), q.pop(), q.pop()] == ["early", "tie-2", "late"]
+    with pytest.raises(IndexError):
+        q.pop()
+    assert q.peek_deadline() is None

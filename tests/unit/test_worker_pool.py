@@ -1,0 +1,127 @@
+"""The engine worker pool: deadline order, streaming, cancellation, accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from realtime.engines.base import EngineStats, SynthesisJob
+from realtime.engines.worker_pool import WorkerPool
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_jobs_are_admitted_earliest_deadline_first() -> None:
+    async def main() -> list[str]:
+        stats = EngineStats()
+        pool = WorkerPool(1, name="t", stats=stats, sample_rate=1000)
+        order: list[str] = []
+        gate = threading.Event()
+
+        def work(job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
+            if job.text == "blocker":
+                gate.wait(5)
+            order.append(job.text)
+            emit(np.zeros(10, np.float32))
+
+        async def consume(text: str, deadline: float) -> None:
+            async for _ in pool.stream(SynthesisJob(text, "v", deadline=deadline), work):
+                pass
+
+        blocker = asyncio.create_task(consume("blocker", 0.0))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.create_task(consume(t, d)) for t, d in [("c", 3.0), ("a", 1.0), ("b", 2.0)]]
+        await asyncio.sleep(0.05)
+        assert pool.queue_depth == 3
+        gate.set()
+        await asyncio.gather(blocker, *waiting)
+        await pool.close()
+        assert stats.jobs_completed == 4 and stats.audio_seconds == pytest.approx(0.04)
+        return order
+
+    assert run(main()) == ["blocker", "a", "b", "c"]
+
+
+def test_abandoned_stream_cancels_the_job_and_frees_the_slot() -> None:
+    async def main() -> None:
+        stats = EngineStats()
+        pool = WorkerPool(1, name="t", stats=stats, sample_rate=1000)
+        emitted = 0
+
+        def work(job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
+            nonlocal emitted
+            for _ in range(1000):
+                if job.cancel.cancelled:
+                    return
+                emitted += 1
+                emit(np.zeros(10, np.float32))
+                time.sleep(0.002)
+
+        stream = pool.stream(SynthesisJob("x", "v"), work)
+        await stream.__anext__()
+        await stream.aclose()
+        for _ in range(200):
+            if stats.jobs_cancelled:
+                break
+            await asyncio.sleep(0.01)
+        assert stats.jobs_cancelled == 1 and emitted < 1000
+        assert pool.busy == 0
+        # The slot is usable again.
+        chunks = [
+            c async for c in pool.stream(SynthesisJob("y", "v"), lambda j, e: e(np.ones(3, np.float32)))
+        ]
+        assert len(chunks) == 1
+        await pool.close()
+
+    run(main())
+
+
+def test_waiter_cancelled_in_the_queue_is_removed() -> None:
+    async def main() -> None:
+        stats = EngineStats()
+        pool = WorkerPool(1, name="t", stats=stats, sample_rate=1000)
+        gate = threading.Event()
+        first = pool.stream(SynthesisJob("a", "v"), lambda j, e: (gate.wait(5), e(np.ones(1, np.float32))))
+        task1 = asyncio.create_task(first.__anext__())
+        await asyncio.sleep(0.02)
+
+        async def second() -> None:
+            async for _ in pool.stream(SynthesisJob("b", "v"), lambda j, e: e(np.ones(1, np.float32))):
+                pass
+
+        task2 = asyncio.create_task(second())
+        await asyncio.sleep(0.02)
+        assert pool.queue_depth == 1
+        task2.cancel()
+        await asyncio.sleep(0)
+        assert pool.queue_depth == 0
+        gate.set()
+        await task1
+        await first.aclose()
+        await pool.close()
+        assert stats.jobs_started == 1
+
+    run(main())
+
+
+def test_engine_exception_reaches_the_consumer() -> None:
+    async def main() -> None:
+        stats = EngineStats()
+        pool = WorkerPool(1, name="t", stats=stats, sample_rate=1000)
+
+        def work(job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
+            raise RuntimeError("model exploded")
+
+        with pytest.raises(RuntimeError, match="model exploded"):
+            async for _ in pool.stream(SynthesisJob("a", "v"), work):
+                pass
+        await pool.close()
+        assert stats.jobs_failed == 1 and pool.busy == 0
+
+    run(main())
