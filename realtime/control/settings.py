@@ -54,9 +54,12 @@ class PlannerSettings(BaseModel):
     """Chunk sizing: small first segment, then grow while the audio buffer stays ahead."""
 
     first_min_chars: int = Field(default=8, ge=1)
-    first_max_chars: int = Field(default=60, ge=1)
+    first_max_chars: int = Field(default=30, ge=1)
+    loaded_first_max_chars: int = Field(default=12, ge=1)
+    """First-chunk ceiling when the engine is saturated: it shrinks as jobs queue per worker."""
     min_chars: int = Field(default=40, ge=1)
-    max_chars: int = Field(default=300, ge=1)
+    max_chars: int = Field(default=200, ge=1)
+    """Caps one job's length: jobs are not preemptible, so a long one delays newcomers' first audio."""
     growth: float = Field(default=2.0, ge=1.0)
     safety: float = Field(default=0.5, gt=0, le=1)
     ewma_alpha: float = Field(default=0.3, gt=0, le=1)

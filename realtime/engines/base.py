@@ -130,6 +130,10 @@ class Engine(Protocol):
     def queue_depth(self) -> int:
         """Jobs waiting for a worker."""
 
+    @property
+    def load(self) -> float:
+        """Jobs running or waiting per worker (0: idle; 1: every worker busy)."""
+
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
         """Stream float32 mono audio at `info.sample_rate` for `job`."""
 

@@ -111,6 +111,10 @@ class PiperEngine:
     def queue_depth(self) -> int:
         return self._pool.queue_depth
 
+    @property
+    def load(self) -> float:
+        return self._pool.load
+
     def _load_voice(self, files: VoiceFiles) -> object:
         import onnxruntime
         from piper import PiperVoice

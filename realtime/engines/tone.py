@@ -69,6 +69,10 @@ class ToneEngine:
     def queue_depth(self) -> int:
         return self._pool.queue_depth
 
+    @property
+    def load(self) -> float:
+        return self._pool.load
+
     async def start(self) -> None:
         await asyncio.sleep(self.config.load_delay_s)
         self._ready = True

@@ -51,6 +51,11 @@ class WorkerPool:
     def busy(self) -> int:
         return self.workers - self._free
 
+    @property
+    def load(self) -> float:
+        """Jobs running or waiting, per worker: how long a newcomer will likely wait."""
+        return (self.busy + len(self._waiting)) / self.workers
+
     async def _acquire(self, deadline: float) -> None:
         if self._free > 0 and not self._waiting:
             self._free -= 1

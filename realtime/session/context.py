@@ -98,6 +98,7 @@ class SpeechContext:
         self._done = False
         self._flushing = False
         self._cancelled = False
+        self._first_job_done = False
         self._last_text_at = self.clock.now()
         self._wake_producer = asyncio.Event()
         self._wake_consumer = asyncio.Event()
@@ -162,13 +163,18 @@ class SpeechContext:
     def _inflight(self) -> int:
         return sum(1 for j in self._jobs if not j.finished)
 
+    def _inflight_limit(self) -> int:
+        # The first chunk goes alone: a second, larger job started beside it would hold a worker
+        # that another session's first chunk may need (jobs are not preemptible).
+        return self.config.max_inflight if self._first_job_done else 1
+
     def _try_start_jobs(self) -> None:
-        while not self._cancelled and self._inflight() < self.config.max_inflight:
+        while not self._cancelled and self._inflight() < self._inflight_limit():
             if self.queued_audio_s() > self.max_ahead_s:
                 return  # slow reader: pause synthesis until it catches up
             now = self.clock.now()
             buffered = self.buffered_s()
-            plan = self.planner.plan(buffered, low_latency=self.low_latency)
+            plan = self.planner.plan(buffered, low_latency=self.low_latency, load=self.engine.load)
             final = self._done or self._flushing
             idle = (now - self._last_text_at) * 1000.0 >= self.config.idle_flush_ms
             text = self.segmenter.next_segment(
@@ -207,6 +213,7 @@ class SpeechContext:
             job.queue.put_nowait(exc)
         finally:
             job.finished = True
+            self._first_job_done = True
             wall = self.clock.now() - job.submitted_at
             self.stats.synth_wall_s += wall
             self.planner.observe(chars=len(job.job.text), audio_s=job.samples / self.sample_rate, wall_s=wall)

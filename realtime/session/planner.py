@@ -65,12 +65,23 @@ class ChunkPlanner:
     def predict_wall_s(self, chars: int) -> float:
         return self.predict_audio_s(chars) / self.speed.value
 
-    def plan(self, buffered_s: float, *, low_latency: bool = False) -> ChunkPlan:
+    def first_max_chars(self, load: float) -> int:
+        """Ceiling for a chunk that must start playback; `load` = jobs running or waiting per worker.
+
+        Under load a newcomer waits for a worker (jobs are not preemptible), so its own first
+        chunk shrinks (towards `loaded_first_max_chars`) to keep time to first audio short.
+        """
+        cfg = self.config
+        floor = min(cfg.loaded_first_max_chars, cfg.first_max_chars)
+        return max(floor, int(cfg.first_max_chars / (1.0 + max(0.0, load))))
+
+    def plan(self, buffered_s: float, *, low_latency: bool = False, load: float = 0.0) -> ChunkPlan:
         """Sizes for the next chunk given the audio already buffered ahead of the listener."""
         cfg = self.config
         if self.chunks_planned == 0 or buffered_s <= 0:
             # Nothing playing: get audio out as soon as possible.
-            return ChunkPlan(cfg.first_min_chars, cfg.first_max_chars, force=self.chunks_planned > 0)
+            first_max = self.first_max_chars(load)
+            return ChunkPlan(min(cfg.first_min_chars, first_max), first_max, force=self.chunks_planned > 0)
         affordable = cfg.safety * buffered_s * self.speed.value / self.audio_per_char.value
         grown = self._last_max * cfg.growth
         ceiling = cfg.first_max_chars if low_latency else cfg.max_chars

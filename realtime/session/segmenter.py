@@ -21,7 +21,9 @@ Rules worth knowing:
   other token with inner separators): the cut moves back to the unit's start or, if the
   unit starts the segment, forward to its end, so that segment may exceed ``max_chars``.
   Punctuation glued to the end of a hard-cut segment goes with it rather than being
-  left as a segment of its own.
+  left as a segment of its own. While the token at the cut still touches the buffer
+  end and is at most ``_MAX_UNIT`` chars long it may yet become a URL or number, so
+  the hard cut waits (``None``) unless ``final``.
 """
 
 from __future__ import annotations
@@ -131,11 +133,12 @@ def _pick(found: list[tuple[int, int]], lo: int, hi: int, weakest: int) -> int |
     return None if best is None else best[1]
 
 
-def _hard_cut(text: str, limit: int, closed: bool, carried: int) -> int | None:
+def _hard_cut(text: str, limit: int, closed: bool, carried: int | None) -> int | None:
     """Cut a run without boundaries near ``limit``, keeping protected units whole.
 
-    ``carried``: chars of the token at ``text[0]`` already returned by earlier hard cuts.
-    ``None`` means the token at the cut may still grow into a unit: wait for more text.
+    ``carried``: chars of the token at ``text[0]`` already returned by earlier hard cuts,
+    or ``None`` if ``text`` is only a window, so the token at the cut cannot be short.
+    Returns ``None`` when that token may still grow into a unit: wait for more text.
     """
     if not closed and (m := _OPEN_TAG.search(text, max(0, len(text) - _MAX_TAG))):
         if m.start() < limit:
@@ -151,7 +154,7 @@ def _hard_cut(text: str, limit: int, closed: bool, carried: int) -> int | None:
     if m := _TRAIL.match(text, cut):  # keep "3.14," together rather than a lone ","
         if (m.end() < len(text) and text[m.end()].isspace()) or (closed and m.end() == len(text)):
             cut = m.end()
-    if not closed and not _WS.search(text, cut):
+    if not closed and carried is not None and not _WS.search(text, cut):
         run_start = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut)) + 1
         if len(text) - run_start + (0 if run_start else carried) <= _MAX_UNIT:
             return None
@@ -208,7 +211,8 @@ class Segmenter:
         if max_chars < 1 or min_chars > max_chars:
             raise ValueError("need 1 <= max_chars and min_chars <= max_chars")
         text = self._peek(max_chars + _MAX_UNIT + 2)
-        closed = final and len(text) == self._size
+        at_end = len(text) == self._size
+        closed = final and at_end
         overflow = len(text) > max_chars
         if not text:
             return None
@@ -224,7 +228,7 @@ class Segmenter:
         if pos is None and overflow:
             pos = _pick(found, 1, max_chars, WORD)
             if pos is None:
-                pos = _hard_cut(text, max_chars, closed, self._carried)
+                pos = _hard_cut(text, max_chars, closed, self._carried if at_end else None)
         return None if pos is None else self._cut(pos)
 
     def _peek(self, n: int) -> str:

@@ -104,3 +104,11 @@ def test_deadline_queue_orders_by_deadline_then_arrival() -> None:
     with pytest.raises(IndexError):
         q.pop()
     assert q.peek_deadline() is None
+
+
+def test_first_chunk_shrinks_when_the_engine_is_saturated() -> None:
+    p = planner(first_max_chars=30, loaded_first_max_chars=12)
+    assert p.plan(0.0, load=0.0).max_chars == 30
+    assert p.plan(0.0, load=1.0).max_chars == 15  # every worker busy: half size
+    assert p.plan(0.0, load=10.0).max_chars == 12
+    assert p.plan(0.0, load=10.0).min_chars <= 12

@@ -138,6 +138,28 @@ def test_sentence_end_after_url_or_domain() -> None:
             assert drive(chunks, 1, 200) == [text[: text.index(". ") + 1], "Then we go"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We ate apples etc. Then we left.", ["We ate apples etc.", "Then we left."]),
+        ("Say No. I refuse.", ["Say No.", "I refuse."]),
+        ("1. Buy milk\n2. Buy eggs", ["1. Buy milk", "2. Buy eggs"]),
+    ],
+)
+def test_abbreviation_lookahead(text: str, expected: list[str]) -> None:
+    for chunks in feeds(text):
+        assert drive(chunks, 1, 200) == expected
+
+
+def test_open_tag_blocks_cuts_inside_it() -> None:
+    seg = Segmenter()
+    seg.push('Now <break time="1')
+    assert seg.next_segment(1, 100, force=True) == "Now"
+    assert seg.next_segment(1, 100, force=True) is None
+    seg.push('s"/> go on')
+    assert seg.next_segment(1, 100, force=True) == '<break time="1s"/> go'
+
+
 def test_first_segment_prefers_furthest_sentence_then_clause() -> None:
     text = "Hello there, how are you doing today? I am fine."
     seg = Segmenter()
