@@ -34,6 +34,8 @@ class PiperSettings(BaseModel):
     workers: int = Field(default=0, ge=0, le=64)
     """Concurrent inference workers; 0 picks one per CPU core."""
     threads_per_worker: int = Field(default=1, ge=1, le=64)
+    spin_wait: bool = True
+    """Let idle ONNX Runtime threads spin (lower latency when cores are free)."""
     use_cuda: bool = False
 
 

@@ -123,6 +123,9 @@ class PiperEngine:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.config.threads_per_worker
         options.inter_op_num_threads = 1
+        if not self.config.spin_wait:
+            # Idle ORT threads otherwise spin for a while and steal cores from other workers.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"]
             if self.config.use_cuda
