@@ -58,7 +58,9 @@ def main() -> None:
         spin = not layout.endswith("n")
         w, t = (int(x) for x in layout.rstrip("n").split("x"))
         r = asyncio.run(measure(w, t, args.jobs, spin))
-        print(f"| {w} x {t}{'' if spin else ', no spin'} | {r['single_job_s'] * 1e3:.0f} ms | {r['throughput_x']:.1f}x |")
+        print(
+            f"| {w} x {t}{'' if spin else ', no spin'} | {r['single_job_s'] * 1e3:.0f} ms | {r['throughput_x']:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

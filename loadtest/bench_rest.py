@@ -57,7 +57,9 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50_ms": percentile(values, 50) * 1e3, "p95_ms": percentile(values, 95) * 1e3}
 
 
-async def interleaved_ttfa(url: str, direct: DirectPiper, text: str, direct_text: str, runs: int) -> dict[str, object]:
+async def interleaved_ttfa(
+    url: str, direct: DirectPiper, text: str, direct_text: str, runs: int
+) -> dict[str, object]:
     """Gateway and direct runs alternate, so machine drift hits both alike."""
     gateway, baseline, whole, diffs = [], [], [], []
     async with httpx.AsyncClient(timeout=120) as client:
@@ -142,16 +144,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each concurrency level")
     parser.add_argument("--json", help="write results here")
     args = parser.parse_args()
-    results: dict[str, object] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"}
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
+    }
     long = long_text(args.long_chars)
     first_segment = gateway_first_segment(BENCH_TEXT_120)
     results["first_segment"] = first_segment
     direct = DirectPiper()
     with ServerProcess() as server:
-        results["ttfa_120"] = asyncio.run(interleaved_ttfa(server.url, direct, BENCH_TEXT_120, first_segment, args.runs))
+        results["ttfa_120"] = asyncio.run(
+            interleaved_ttfa(server.url, direct, BENCH_TEXT_120, first_segment, args.runs)
+        )
         results["long"] = asyncio.run(gateway_long(server.url, direct, long, max(3, args.runs // 4)))
         results["concurrent"] = [
-            asyncio.run(concurrent_streams(server.url, long, int(n), args.rounds)) for n in args.streams.split(",")
+            asyncio.run(concurrent_streams(server.url, long, int(n), args.rounds))
+            for n in args.streams.split(",")
         ]
     t = results["ttfa_120"]
     print(f"\nmachine: {results['machine']}")
@@ -161,7 +168,9 @@ def main() -> None:
             ("gateway REST, pcm over loopback HTTP", t["gateway"])]  # fmt: skip
     for name, row in rows:
         print(f"| {name} | {row['p50_ms']:.1f} ms | {row['p95_ms']:.1f} ms |")
-    print(f"\ngateway overhead over direct on the same segment (median of paired runs): {t['overhead_p50_ms']:+.1f} ms")
+    print(
+        f"\ngateway overhead over direct on the same segment (median of paired runs): {t['overhead_p50_ms']:+.1f} ms"
+    )
     lg = results["long"]
     print(f"{args.long_chars} chars ({lg['audio_s']:.1f} s audio): gateway first byte p50 {lg['first_byte_p50_ms']:.1f} ms "
           f"(p95 {lg['first_byte_p95_ms']:.1f}), total {lg['total_p50_ms']:.0f} ms; piper-tts direct first sentence "
