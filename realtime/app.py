@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from .control import health
 from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
-from .transport import rest
+from .transport import rest, sessions_api, twilio, websocket
 from .transport.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,26 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             await gw.stop()
 
     app = Starlette(
-        routes=[Route("/", index, methods=["GET"]), *health.routes, *rest.routes],
+        routes=[Route("/", index, methods=["GET"]), *health.routes, *rest.routes, *websocket.routes, *twilio.routes, *sessions_api.routes],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.gateway = gw
     app.add_middleware(GatewayMiddleware, gateway=gw)
     return app
+
+
+def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """The one place uvicorn is configured, so the CLI and tests apply the same limits."""
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "ws_max_size": settings.max_frame_bytes,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "timeout_graceful_shutdown": 5,
+        "lifespan": "on",
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]

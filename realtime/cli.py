@@ -21,7 +21,7 @@ def _engines(value: str | None) -> list[str] | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, uvicorn_config
     from .control.logs import configure_logging
     from .control.settings import load_settings
 
@@ -32,14 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )  # fmt: skip
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
     return 0
 
 

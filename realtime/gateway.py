@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from .control.auth import Authenticator, SessionLimiter
 from .control.metrics import Metrics
@@ -17,6 +18,9 @@ from .control.settings import Settings
 from .control.voices import Selection, VoiceResolver
 from .engines.registry import EngineRegistry
 from .session.context import SpeechContext
+
+if TYPE_CHECKING:
+    from .session.realtime import RealtimeSession, SessionLimits
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ class Gateway:
         self.auth = Authenticator(settings.api_keys)
         self.limiter = SessionLimiter(settings.max_sessions, settings.max_sessions_per_key)
         self._loading: asyncio.Task[None] | None = None
+        self.sessions: dict[str, RealtimeSession] = {}
+        """Open realtime sessions by id, for the session control API."""
 
     @property
     def ready(self) -> bool:
@@ -47,6 +53,17 @@ class Gateway:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.engines.stop()
+
+    def session_limits(self) -> SessionLimits:
+        from .session.realtime import SessionLimits
+
+        s = self.settings
+        return SessionLimits(
+            max_text_chars=s.max_text_chars,
+            max_context_chars=s.max_context_chars,
+            max_contexts=s.max_contexts,
+            max_frame_bytes=s.max_frame_bytes,
+        )
 
     def new_context(
         self,

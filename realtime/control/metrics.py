@@ -66,6 +66,9 @@ class Metrics:
         )
         self.active_sessions = Gauge("realtime_active_sessions", "Open sessions", ["transport"], registry=r)
         self.underruns = Counter("realtime_underruns", "Playout underruns", ["transport"], registry=r)
+        self.interruptions = Counter(
+            "realtime_interruptions", "Contexts interrupted", ["transport", "reason"], registry=r
+        )
         self.audio_seconds = Counter(
             "realtime_audio_sent_seconds", "Audio sent to clients", ["transport"], registry=r
         )

@@ -87,6 +87,18 @@ class Settings(BaseSettings):
     max_sessions_per_key: int = Field(default=64, ge=1)
     max_ahead_s: float = Field(default=20.0, gt=0)
     """How much synthesized audio may wait for a slow reader before synthesis pauses."""
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+    """A realtime session with no client message and nothing to say for this long is closed (4408)."""
+    send_timeout_s: float = Field(default=10.0, gt=0)
+    """A client that takes longer than this to accept one frame is closed (1008)."""
+    max_text_chars: int = Field(default=10_000, ge=1)
+    """Characters in one `text.append` (or control API text)."""
+    max_context_chars: int = Field(default=100_000, ge=1)
+    """Characters buffered in one context."""
+    max_contexts: int = Field(default=16, ge=1)
+    """Contexts open at once in one session."""
+    max_frame_bytes: int = Field(default=1 << 20, ge=1024)
+    """Largest WebSocket message accepted (larger: close 1009)."""
     rest_sample_rate: int = Field(default=24000, ge=8000, le=48000)
     """Output rate of `/v1/audio/speech` (OpenAI uses 24 kHz)."""
     log_level: str = "INFO"

@@ -50,6 +50,8 @@ class _Job:
 @dataclass
 class ContextStats:
     created_at: float
+    first_job_at: float | None = None
+    """When the first segment was cut: the clause boundary (or flush) that started speech."""
     first_audio_at: float | None = None
     segments: int = 0
     audio_samples: int = 0
@@ -194,6 +196,9 @@ class SpeechContext:
             submitted_at=self.clock.now(),
         )
         self._next_segment_id += 1
+        self.stats.last_chunk_chars = len(text)
+        if self.stats.first_job_at is None:
+            self.stats.first_job_at = job.submitted_at
         job.task = asyncio.get_running_loop().create_task(self._run_job(job))
         self._jobs.append(job)
         self._wake_consumer.set()

@@ -1,0 +1,494 @@
+"""A long-lived realtime session: ordered contexts, paced audio, barge-in.
+
+Transports (native WebSocket, telephony, WebRTC) feed it commands and uplink
+audio and run its `run()` coroutine with a `send` callable. Inside:
+
+- contexts (`SpeechContext`) speak one at a time, in the order they were opened;
+- the *speaker* task turns a context's audio into `frame_ms` frames and queues
+  them in the `Outbox`, never more than `lead_ms` ahead of real-time playback;
+- the *writer* task encodes and sends frames and events in order, and keeps the
+  playout clock (what was really handed to the transport);
+- `interrupt()` (barge-in or `context.cancel`) cancels synthesis, purges the
+  context's unsent frames, sends at most 10 ms of them faded out, then
+  `speech.interrupted` — after which no audio of that context can be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..audio.encoders import StreamEncoder, create_encoder
+from ..audio.pcm import float_to_int16
+from ..audio.resample import StreamResampler
+from ..control.voices import Selection, UnknownModel, UnknownVoice
+from .clock import Clock, MonotonicClock
+from .config import ConfigError, OutputConfig, SessionConfig, apply_update
+from .context import SpeechContext
+from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
+from .outbox import AudioFrame, Outbox
+from .playout import PlayoutClock
+from .vad import UplinkAudio, VadConfig, VoiceActivityDetector
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+FADE_MS = 10.0
+SendAudio = Callable[[bytes, str], Awaitable[None]]
+SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class SessionError(Exception):
+    """A recoverable error in a client's request: becomes an `error` event."""
+
+    def __init__(self, code: str, message: str, context_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.context_id = context_id
+
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.context_id is not None:
+            event["context_id"] = self.context_id
+        return event
+
+
+@dataclass
+class _Slot:
+    id: str
+    context: SpeechContext
+    output: OutputConfig
+    resampler: StreamResampler
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    sent_samples: int = 0
+    playout_offset_s: float | None = None
+    played_ms_reported: float | None = None
+    interrupted: bool = False
+    text_done: bool = False
+    first_sent_at: float | None = None
+
+    def sent_ms(self) -> float:
+        return self.sent_samples * 1000.0 / self.output.sample_rate
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_text_chars: int = 10_000
+    """Characters per `text.append`."""
+    max_context_chars: int = 100_000
+    """Characters buffered in one context."""
+    max_contexts: int = 16
+    """Contexts open (speaking or queued) at once."""
+    max_frame_bytes: int = 1 << 20
+
+    def describe(self) -> dict[str, int]:
+        return {"max_text_chars": self.max_text_chars, "max_context_chars": self.max_context_chars,
+                "max_contexts": self.max_contexts, "max_frame_bytes": self.max_frame_bytes}  # fmt: skip
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        session_id: str,
+        config: SessionConfig,
+        transport: str,
+        limits: SessionLimits | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.id = session_id
+        self.transport = transport
+        self.limits = limits or SessionLimits()
+        self.clock = clock or MonotonicClock()
+        self.config = config
+        self._selection = self._resolve(config)
+        self.outbox = Outbox()
+        self.playout = PlayoutClock()
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()
+        self._finished: deque[str] = deque(maxlen=256)
+        self._implicit: str | None = None
+        self._ids = itertools.count(1)
+        self._slot_added = asyncio.Event()
+        self._closing = False
+        self.closed = asyncio.Event()
+        self._observers: list[SendEvent] = []
+        self._uplink: UplinkAudio | None = None
+        self._vad: VoiceActivityDetector | None = None
+        self._configure_vad()
+        self.last_activity = self.clock.now()
+        self.interruptions: list[dict[str, Any]] = []
+        self.text_source: str | None = None
+        """Who sends this session's text: its own socket, or one attached control source."""
+        self.api_key: str | None = None
+
+    # -- configuration ----------------------------------------------------------------------
+
+    def _resolve(self, config: SessionConfig) -> Selection:
+        try:
+            return self.gateway.voices.resolve(config.engine, config.voice)
+        except UnknownModel as exc:
+            raise ConfigError("engine", str(exc)) from None
+        except UnknownVoice as exc:
+            raise ConfigError("voice", str(exc)) from None
+
+    def _configure_vad(self) -> None:
+        audio = self.config.input_audio
+        if audio is None:
+            self._uplink = self._vad = None
+            return
+        self._uplink = UplinkAudio(audio.encoding, audio.sample_rate)
+        vad = VadConfig(aggressiveness=self.config.barge_in.aggressiveness,
+                        min_speech_ms=self.config.barge_in.min_speech_ms)  # fmt: skip
+        self._vad = VoiceActivityDetector(vad, self._uplink.vad_rate)
+
+    def describe(self) -> dict[str, Any]:
+        info = self.config.describe()
+        info["engine"] = self._selection.engine.info.name
+        info["voice"] = self._selection.voice
+        return {"session_id": self.id, **info, "limits": self.limits.describe()}
+
+    def update(self, patch: dict[str, Any]) -> None:
+        """Apply `session.update`; engine, voice, speed and output apply to contexts opened later."""
+        new = apply_update(self.config, patch)
+        selection = self._resolve(new)
+        input_changed = new.input_audio != self.config.input_audio or new.barge_in != self.config.barge_in
+        self.config, self._selection = new, selection
+        if input_changed:
+            self._configure_vad()
+        self.emit({"type": "session.updated", **self.describe()})
+
+    # -- events out ---------------------------------------------------------------------------
+
+    def add_observer(self, send: SendEvent) -> None:
+        """Another socket (a control WebSocket) that receives every event but no audio."""
+        self._observers.append(send)
+
+    def remove_observer(self, send: SendEvent) -> None:
+        with contextlib.suppress(ValueError):
+            self._observers.remove(send)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.outbox.put_event(event)
+
+    # -- text in ------------------------------------------------------------------------------
+
+    def _open(self, context_id: str | None) -> _Slot:
+        if context_id is None:
+            context_id = f"ctx-{next(self._ids)}"
+            while context_id in self._slots or context_id in self._finished:
+                context_id = f"ctx-{next(self._ids)}"
+        if len(self._slots) >= self.limits.max_contexts:
+            raise SessionError("too_many_contexts", f"at most {self.limits.max_contexts} contexts may be open", context_id)
+        engine = self._selection.engine
+        if not engine.ready:
+            raise SessionError("engine_not_ready", f"engine '{engine.info.name}' is still loading", context_id)
+        context = self.gateway.new_context(
+            self._selection, speed=self.config.speed, session_id=self.id, context_id=context_id,
+            low_latency=self.config.latency == "low",
+        )  # fmt: skip
+        context.segmenter.max_buffer_chars = self.limits.max_context_chars
+        output = self.config.output
+        slot = _Slot(context_id, context, output, StreamResampler(engine.info.sample_rate, output.sample_rate))
+        self._slots[context_id] = slot
+        self._slot_added.set()
+        return slot
+
+    def _slot(self, context_id: str | None, *, create: bool) -> _Slot | None:
+        if context_id is None:
+            if self._implicit is not None:
+                slot = self._slots.get(self._implicit)
+                if slot is not None and not slot.text_done:
+                    return slot
+            if not create:
+                return None
+            slot = self._open(None)
+            self._implicit = slot.id
+            return slot
+        slot = self._slots.get(context_id)
+        if slot is None and create:
+            if context_id in self._finished:
+                raise SessionError("context_finished", f"context '{context_id}' has already finished", context_id)
+            slot = self._open(context_id)
+        return slot
+
+    @property
+    def implicit_context_id(self) -> str | None:
+        """The context that text without a `context_id` goes to, if one is open."""
+        return self._implicit
+
+    def append(self, text: str, context_id: str | None = None) -> str:
+        slot = self._slot(context_id, create=True)
+        assert slot is not None
+        if slot.text_done:
+            raise SessionError("context_finished", f"text.done was already sent for '{slot.id}'", slot.id)
+        try:
+            slot.context.append(text)
+        except ValueError as exc:
+            raise SessionError("text_too_long", str(exc), slot.id) from None
+        return slot.id
+
+    def flush(self, context_id: str | None = None) -> None:
+        slot = self._slot(context_id, create=False)
+        if slot is not None:
+            slot.context.flush()
+        elif context_id is not None and context_id not in self._finished:
+            raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
+
+    def done(self, context_id: str | None = None) -> None:
+        slot = self._slot(context_id, create=False)
+        if slot is None:
+            if context_id is not None and context_id not in self._finished:
+                raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
+            return
+        slot.text_done = True
+        slot.context.done()
+        if self._implicit == slot.id:
+            self._implicit = None
+
+    def playback_position(self, context_id: str | None, played_ms: float) -> None:
+        slot = self._slots.get(context_id) if context_id else next(iter(self._slots.values()), None)
+        if slot is not None:
+            slot.played_ms_reported = max(slot.played_ms_reported or 0.0, played_ms)
+
+    def close_when_done(self) -> None:
+        """`session.close`: finish every open context, then end the session."""
+        self._closing = True
+        for slot in list(self._slots.values()):
+            if not slot.text_done:
+                self.done(slot.id)
+        self._slot_added.set()
+
+    # -- interruption -----------------------------------------------------------------------
+
+    @property
+    def speaking(self) -> bool:
+        return any(not s.interrupted for s in self._slots.values())
+
+    def _played_ms(self, slot: _Slot) -> float:
+        if slot.played_ms_reported is not None:
+            return min(slot.played_ms_reported, slot.sent_ms())
+        if slot.playout_offset_s is None:
+            return 0.0
+        played = (self.playout.played_s(self.clock.now()) - slot.playout_offset_s) * 1000.0
+        return max(0.0, min(played, slot.sent_ms()))
+
+    def interrupt(self, reason: str, context_id: str | None = None) -> list[str]:
+        """Stop a context (default: every open one) now; returns the ids interrupted."""
+        if context_id is not None:
+            slot = self._slots.get(context_id)
+            if slot is None:
+                if context_id in self._finished:
+                    return []
+                raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
+            targets = [slot]
+        else:
+            targets = [s for s in self._slots.values() if not s.interrupted]
+        for slot in targets:
+            self._interrupt_slot(slot, reason)
+        return [s.id for s in targets]
+
+    def _interrupt_slot(self, slot: _Slot, reason: str) -> None:
+        if slot.interrupted:
+            return
+        slot.interrupted = True
+        slot.context.cancel()
+        dropped = self.outbox.purge(slot.id)
+        # Fade out the audio that was about to play, so the cut does not click.
+        upcoming = np.concatenate([f.pcm for f in dropped] + [slot.pending]) if dropped else slot.pending
+        slot.pending = np.zeros(0, np.int16)
+        fade_len = min(upcoming.size, int(slot.output.sample_rate * FADE_MS / 1000))
+        if slot.sent_samples and fade_len:
+            ramp = np.cos(np.linspace(0.0, np.pi / 2, fade_len, dtype=np.float32))
+            fade = (upcoming[:fade_len].astype(np.float32) * ramp).astype(np.int16)
+            fade = _full_frame(fade, max(1, slot.output.sample_rate * slot.output.frame_ms // 1000))
+            # Straight behind the last queued frame; nothing of this context is queued after it.
+            self.outbox.put_audio_now(AudioFrame(fade, slot.id, slot.output))
+        else:
+            fade = np.zeros(0, np.int16)
+        event = {"type": "speech.interrupted", "context_id": slot.id, "reason": reason,
+                 "sent_ms": round(slot.sent_ms() + fade.size * 1000.0 / slot.output.sample_rate, 1),
+                 "played_ms": round(self._played_ms(slot), 1)}  # fmt: skip
+        self.interruptions.append(event)
+        self.emit(event)
+        self.gateway.metrics.interruptions.labels(self.transport, reason).inc()
+        log.info("speech interrupted", extra={"session_id": self.id, **event})
+
+    # -- uplink audio -------------------------------------------------------------------------
+
+    def feed_uplink(self, data: bytes) -> None:
+        if self._uplink is None or self._vad is None:
+            raise SessionError("no_input_audio", "binary frames need input_audio set with session.update")
+        for event in self._vad.feed(self._uplink.decode(data)):
+            self.emit({"type": f"vad.{event.kind}", "audio_ms": round(event.audio_ms, 1)})
+            if event.kind == "speech_started" and self.config.barge_in.enabled and self.speaking:
+                self.interrupt("barge_in")
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self, send_audio: SendAudio, send_event: SendEvent, *, send_timeout_s: float = 10.0) -> None:
+        """Speak until closed. Raises TimeoutError if the client stops reading for `send_timeout_s`."""
+        speaker = asyncio.create_task(self._speaker())
+        try:
+            await self._writer(send_audio, send_event, send_timeout_s)
+        finally:
+            speaker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await speaker
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        for slot in self._slots.values():
+            slot.context.cancel()
+        self.outbox.close()
+        self.closed.set()
+
+    async def _writer(self, send_audio: SendAudio, send_event: SendEvent, timeout: float) -> None:
+        encoder: StreamEncoder | None = None
+        encoder_output: OutputConfig | None = None
+        while (item := await self.outbox.get()) is not None:
+            if isinstance(item, AudioFrame):
+                if item.output != encoder_output:
+                    if encoder is not None and (tail := encoder.finish()):
+                        await asyncio.wait_for(send_audio(tail, item.context_id), timeout)
+                    encoder = create_encoder(item.output.encoding, item.output.sample_rate)
+                    encoder_output = item.output
+                assert encoder is not None
+                self._account_sent(item)
+                data = encoder.encode(item.pcm)
+                if data:
+                    await asyncio.wait_for(send_audio(data, item.context_id), timeout)
+            else:
+                await asyncio.wait_for(send_event(item), timeout)
+                for observer in list(self._observers):
+                    try:
+                        await asyncio.wait_for(observer(item), timeout)
+                    except Exception:
+                        self.remove_observer(observer)
+        if encoder is not None and (tail := encoder.finish()):
+            await asyncio.wait_for(send_audio(tail, ""), timeout)
+
+    def _account_sent(self, frame: AudioFrame) -> None:
+        now = self.clock.now()
+        slot = self._slots.get(frame.context_id)
+        if slot is not None:
+            if slot.playout_offset_s is None:
+                slot.playout_offset_s = self.playout.sent_s
+                slot.first_sent_at = now
+                ttfa = slot.context.stats.first_job_at
+                if ttfa is not None:
+                    self.gateway.metrics.ttfa.labels(self.transport, self._selection.engine.info.name).observe(now - ttfa)
+            slot.sent_samples += frame.pcm.size
+        before = self.playout.underruns
+        self.playout.on_send(now, frame.duration_s)
+        if self.playout.underruns > before:
+            self.gateway.metrics.underruns.labels(self.transport).inc()
+        self.gateway.metrics.audio_seconds.labels(self.transport).inc(frame.duration_s)
+
+    async def _next_slot(self) -> _Slot | None:
+        while True:
+            if self._slots:
+                return next(iter(self._slots.values()))
+            if self._closing:
+                return None
+            self._slot_added.clear()
+            await self._slot_added.wait()
+
+    async def _speaker(self) -> None:
+        while (slot := await self._next_slot()) is not None:
+            await self._speak(slot)
+            self._slots.pop(slot.id, None)
+            self._finished.append(slot.id)
+        self.outbox.close()  # the writer sends what is queued, then returns
+
+    async def _speak(self, slot: _Slot) -> None:
+        ctx = slot.context
+        async for event in ctx.events():
+            if slot.interrupted:
+                continue  # drain: nothing of an interrupted context goes out
+            if isinstance(event, AudioOut):
+                pcm = float_to_int16(slot.resampler.process(event.samples))
+                await self._queue_frames(slot, pcm, final=False)
+            elif isinstance(event, SegmentStarted):
+                self.emit({"type": "segment.started", "context_id": slot.id, "segment_id": event.segment_id,
+                           "text": event.text})  # fmt: skip
+            elif isinstance(event, SegmentDone):
+                self.emit({"type": "segment.done", "context_id": slot.id, "segment_id": event.segment_id,
+                           "audio_ms": round(event.audio_ms, 1)})  # fmt: skip
+                if self.config.metrics:
+                    self.emit(self._metrics_event(slot))
+            elif isinstance(event, ContextError):
+                self.emit({"type": "error", "code": event.code, "message": event.message, "context_id": slot.id})
+            elif isinstance(event, ContextDone):
+                tail = float_to_int16(slot.resampler.flush())
+                await self._queue_frames(slot, tail, final=True)
+        if not slot.interrupted:
+            self.emit({"type": "context.done", "context_id": slot.id, "audio_ms": round(self._queued_ms(slot), 1)})
+
+    def _queued_ms(self, slot: _Slot) -> float:
+        return slot.context.stats.audio_samples * 1000.0 / slot.context.sample_rate
+
+    def _metrics_event(self, slot: _Slot) -> dict[str, Any]:
+        stats = slot.context.stats
+        audio_s = stats.audio_samples / slot.context.sample_rate
+        ttfa = None
+        if stats.first_job_at is not None and slot.first_sent_at is not None:
+            ttfa = round((slot.first_sent_at - stats.first_job_at) * 1000.0, 1)
+        return {
+            "type": "metrics",
+            "context_id": slot.id,
+            "ttfa_ms": ttfa,
+            "rtf": round(stats.synth_wall_s / audio_s, 3) if audio_s else None,
+            "buffer_ms": round((self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s) * 1000.0, 1),
+            "chunk": stats.last_chunk_chars,
+            "underruns": self.playout.underruns,
+            "engine": self._selection.engine.info.name,
+            "queue_depth": self._selection.engine.queue_depth,
+        }
+
+    async def _queue_frames(self, slot: _Slot, pcm: np.ndarray, *, final: bool) -> None:
+        """Cut `pcm` into frames and queue them, never more than `lead_ms` ahead of playback."""
+        out = slot.output
+        slot.pending = np.concatenate([slot.pending, pcm]) if slot.pending.size else pcm
+        frame = max(1, out.sample_rate * out.frame_ms // 1000)
+        while slot.pending.size >= frame or (final and slot.pending.size):
+            if slot.interrupted:
+                return
+            await self._pace(out)
+            if slot.interrupted:  # an interruption may land while we wait
+                return
+            chunk, slot.pending = _full_frame(slot.pending[:frame], frame), slot.pending[frame:]
+            await self.outbox.put_audio(AudioFrame(chunk, slot.id, out))
+
+    async def _pace(self, out: OutputConfig) -> None:
+        if out.lead_ms is None:
+            return
+        limit = out.lead_ms / 1000.0
+        while True:
+            ahead = self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s
+            excess = ahead - limit
+            if excess <= 0:
+                return
+            await asyncio.sleep(min(excess, 0.05))
+
+
+def _full_frame(pcm: np.ndarray, frame: int) -> np.ndarray:
+    """Pad a short last frame with silence: every frame carries exactly `frame_ms` (telephony needs it)."""
+    return pcm if pcm.size >= frame else np.concatenate([pcm, np.zeros(frame - pcm.size, np.int16)])
+
+
+def new_session_id() -> str:
+    return f"sess_{int(time.time() * 1000):x}{np.random.randint(0, 1 << 24):06x}"

@@ -1,0 +1,35 @@
+"""Applies a parsed protocol command to a realtime session (shared by every text source)."""
+
+from __future__ import annotations
+
+from ..session.config import ConfigError
+from ..session.realtime import RealtimeSession, SessionError
+from .realtime_protocol import Command, ProtocolError
+
+
+def apply_command(session: RealtimeSession, command: Command) -> None:
+    """Run one command; ProtocolError (recoverable) for anything the client got wrong."""
+    try:
+        match command.type:
+            case "text.append":
+                session.append(command.text, command.context_id)
+            case "text.flush":
+                session.flush(command.context_id)
+            case "text.done":
+                session.done(command.context_id)
+            case "context.cancel":
+                session.interrupt("cancel", command.context_id)
+            case "playback.position":
+                session.playback_position(command.context_id, command.played_ms)
+            case "session.update":
+                session.update(command.patch or {})
+            case "session.close":
+                session.close_when_done()
+            case "input_audio":
+                session.feed_uplink(command.audio)
+            case _:
+                raise ProtocolError("unknown_type", f"unknown message type '{command.type}'")
+    except SessionError as exc:
+        raise ProtocolError(exc.code, exc.message, exc.context_id) from None
+    except ConfigError as exc:
+        raise ProtocolError("invalid_config", str(exc)) from None

@@ -1,0 +1,120 @@
+"""The native realtime protocol (v1), sans I/O: client messages in, typed commands out.
+
+Wire formats: JSON text frames plus binary audio frames, or, with the
+`realtime.msgpack.v1` subprotocol, msgpack maps in binary frames (audio in a
+`bytes` field: client `{"type": "input_audio", "audio": b"..."}`, server
+`{"type": "audio", "context_id": ..., "audio": b"..."}`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+MSGPACK_SUBPROTOCOL = "realtime.msgpack.v1"
+CONTEXT_ID_MAX = 128
+
+
+class ProtocolError(Exception):
+    """A recoverable client error: answered with an `error` event, the session stays open."""
+
+    def __init__(self, code: str, message: str, context_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.context_id = context_id
+
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.context_id is not None:
+            event["context_id"] = self.context_id
+        return event
+
+
+@dataclass(frozen=True)
+class Command:
+    type: str
+    context_id: str | None = None
+    text: str = ""
+    played_ms: float = 0.0
+    patch: dict[str, Any] | None = None
+    audio: bytes = b""
+
+
+CLIENT_TYPES = (
+    "session.update", "text.append", "text.flush", "text.done", "context.cancel",
+    "playback.position", "session.close", "input_audio",
+)  # fmt: skip
+
+
+def decode_text_frame(data: str) -> dict[str, Any]:
+    try:
+        message = json.loads(data)
+    except ValueError as exc:
+        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from None
+    return _require_object(message)
+
+
+def decode_msgpack_frame(data: bytes) -> dict[str, Any]:
+    try:
+        message = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError("invalid_msgpack", f"frame is not valid msgpack: {exc}") from None
+    return _require_object(message)
+
+
+def _require_object(message: object) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        raise ProtocolError("invalid_message", "a message must be an object with a 'type'")
+    return message
+
+
+def _context_id(message: dict[str, Any]) -> str | None:
+    value = message.get("context_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > CONTEXT_ID_MAX:
+        raise ProtocolError("invalid_field", f"context_id must be a string of 1..{CONTEXT_ID_MAX} characters")
+    return value
+
+
+def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
+    """Validate one client message; ProtocolError says what is wrong."""
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_message", "message has no string 'type'")
+    if kind not in CLIENT_TYPES:
+        raise ProtocolError("unknown_type", f"unknown message type '{kind[:64]}'")
+    context_id = _context_id(message)
+    if kind == "text.append":
+        text = message.get("text")
+        if not isinstance(text, str):
+            raise ProtocolError("invalid_field", "text.append needs a string 'text'", context_id)
+        if len(text) > max_text_chars:
+            raise ProtocolError(
+                "text_too_long", f"text.append carries {len(text)} characters; the limit is {max_text_chars}", context_id
+            )
+        return Command(kind, context_id, text=text)
+    if kind == "session.update":
+        patch = {k: v for k, v in message.items() if k not in ("type", "session")}
+        if isinstance(message.get("session"), dict):  # also accept {"session": {...}}
+            patch.update(message["session"])
+        return Command(kind, patch=patch)
+    if kind == "playback.position":
+        played = message.get("played_ms")
+        if isinstance(played, bool) or not isinstance(played, int | float) or played < 0:
+            raise ProtocolError("invalid_field", "playback.position needs a non-negative 'played_ms'", context_id)
+        return Command(kind, context_id, played_ms=float(played))
+    if kind == "input_audio":
+        audio = message.get("audio")
+        if not isinstance(audio, bytes | bytearray):
+            raise ProtocolError("invalid_field", "input_audio needs a bytes 'audio' field")
+        return Command(kind, audio=bytes(audio))
+    return Command(kind, context_id)
+
+
+def encode_event_msgpack(event: dict[str, Any]) -> bytes:
+    return msgpack.packb(event, use_bin_type=True)

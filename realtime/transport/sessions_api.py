@@ -1,0 +1,166 @@
+"""Session control API: drive a realtime session's text from a server-side agent.
+
+A telephony call's audio flows over its media stream, but its text comes from
+the agent that runs the conversation. That agent posts text to
+`/v1/sessions/{id}/...`, or attaches a control WebSocket that sends native
+protocol commands and receives every event of the session (no audio).
+One text source per session: a session fed by its own native WebSocket
+refuses others, and while a control WebSocket is attached the REST calls are
+refused (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from ..control.auth import extract_key
+from ..gateway import Gateway
+from ..session.realtime import RealtimeSession, SessionError
+from .commands import apply_command
+from .errors import ApiError
+from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
+
+log = logging.getLogger(__name__)
+
+CONTROL = "control"
+REST_COMMANDS = {"flush": "text.flush", "done": "text.done", "cancel": "context.cancel"}
+
+
+def _find(gw: Gateway, session_id: str, key: str | None) -> RealtimeSession:
+    session = gw.sessions.get(session_id)
+    if session is None or (gw.auth.enabled and session.api_key != key):
+        raise ApiError(404, f"no open session '{session_id}'", param="session_id", code="session_not_found")
+    return session
+
+
+def _session_for_text(request: Request) -> RealtimeSession:
+    gw: Gateway = request.app.state.gateway
+    session = _find(gw, request.path_params["session_id"], extract_key(request.headers, request.query_params))
+    if session.text_source is not None:
+        raise ApiError(
+            409, f"session '{session.id}' already takes text from its {session.text_source} connection",
+            code="text_source_conflict",
+        )  # fmt: skip
+    return session
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _run(session: RealtimeSession, message: dict[str, Any], max_text: int) -> None:
+    try:
+        apply_command(session, parse_command(message, max_text_chars=max_text))
+    except ProtocolError as exc:
+        status = 404 if exc.code == "unknown_context" else 400
+        raise ApiError(status, exc.message, code=exc.code) from None
+
+
+async def get_session(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    session = _find(gw, request.path_params["session_id"], extract_key(request.headers, request.query_params))
+    return JSONResponse({**session.describe(), "transport": session.transport, "speaking": session.speaking})
+
+
+async def post_text(request: Request) -> Response:
+    """`{"text", "context_id"?, "flush"?, "done"?}`: append text (then flush or finish the context)."""
+    session = _session_for_text(request)
+    body = await _body(request)
+    gw: Gateway = request.app.state.gateway
+    context_id = body.get("context_id")
+    _run(session, {"type": "text.append", "text": body.get("text"), "context_id": context_id}, gw.settings.max_text_chars)
+    context_id = context_id or session.implicit_context_id
+    if body.get("done"):
+        _run(session, {"type": "text.done", "context_id": context_id}, gw.settings.max_text_chars)
+    elif body.get("flush"):
+        _run(session, {"type": "text.flush", "context_id": context_id}, gw.settings.max_text_chars)
+    return JSONResponse({"session_id": session.id, "context_id": context_id})
+
+
+async def post_command(request: Request) -> Response:
+    session = _session_for_text(request)
+    body = await _body(request)
+    action = request.path_params["action"]
+    if action not in REST_COMMANDS:
+        raise ApiError(404, f"unknown session action '{action}'", code="not_found")
+    gw: Gateway = request.app.state.gateway
+    before = {e["context_id"] for e in session.interruptions}
+    _run(session, {"type": REST_COMMANDS[action], "context_id": body.get("context_id")}, gw.settings.max_text_chars)
+    result: dict[str, Any] = {"session_id": session.id}
+    if action == "cancel":
+        result["interrupted"] = [e["context_id"] for e in session.interruptions if e["context_id"] not in before]
+    return JSONResponse(result)
+
+
+async def control_socket(websocket: WebSocket) -> None:
+    gw: Gateway = websocket.app.state.gateway
+    await websocket.accept()
+    session = gw.sessions.get(websocket.path_params["session_id"])
+    key = extract_key(websocket.headers, websocket.query_params)
+    if session is None or (gw.auth.enabled and session.api_key != key):
+        await websocket.close(code=1008, reason="no such session")
+        return
+    if session.text_source is not None:
+        await websocket.close(code=1008, reason=f"session already takes text from its {session.text_source} connection")
+        return
+    session.text_source = CONTROL
+
+    async def send_event(event: dict[str, Any]) -> None:
+        await websocket.send_text(json.dumps(event))
+
+    session.add_observer(send_event)
+    await send_event({"type": "session.attached", **session.describe()})
+    closed = asyncio.create_task(session.closed.wait())
+    try:
+        while True:
+            receive = asyncio.create_task(websocket.receive())
+            done, _ = await asyncio.wait({receive, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed in done:
+                receive.cancel()
+                await websocket.close(code=1000, reason="session closed")
+                return
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                if message.get("text") is None:
+                    raise ProtocolError("invalid_frame", "the control socket takes JSON text frames only")
+                command = parse_command(decode_text_frame(message["text"]), max_text_chars=gw.settings.max_text_chars)
+                if command.type == "input_audio":
+                    raise ProtocolError("invalid_frame", "audio goes to the session's media connection")
+                apply_command(session, command)
+            except (ProtocolError, SessionError) as exc:
+                await send_event(exc.event())
+    finally:
+        closed.cancel()
+        session.remove_observer(send_event)
+        if session.text_source == CONTROL:
+            session.text_source = None
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+routes = [
+    Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/v1/sessions/{session_id}/text", post_text, methods=["POST"]),
+    Route("/v1/sessions/{session_id}/{action}", post_command, methods=["POST"]),
+    WebSocketRoute("/v1/sessions/{session_id}/control", control_socket),
+]

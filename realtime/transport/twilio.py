@@ -1,0 +1,167 @@
+"""Twilio Media Streams at `/v1/telephony/twilio` (the gateway is the WebSocket server).
+
+Twilio sends JSON text frames: `connected`, `start` (stream and call ids,
+media format, `customParameters`), `media` (base64 μ-law 8 kHz, 20 ms), `mark`
+(echoed when our audio up to that mark has played), `dtmf`, `stop`. We send
+`media` frames of exactly 20 ms paced in real time, a `mark` named after each
+context when it has been sent, and `clear` when barge-in is detected in the
+caller's audio. The call's text comes from the session control API
+(`/v1/sessions/{id}/...`); `customParameters` may set `session_id`, `engine`
+and `voice`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+from contextlib import ExitStack
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from ..control.auth import LimitExceeded, extract_key
+from ..gateway import Gateway
+from ..session.config import ConfigError, SessionConfig, apply_update
+from ..session.realtime import RealtimeSession, SessionError
+from .websocket import CLOSE_POLICY, Connection, serve_session
+
+log = logging.getLogger(__name__)
+
+TWILIO_LEAD_MS = 100.0
+"""Twilio plays what it receives; a small lead absorbs network jitter without delaying barge-in."""
+
+
+class TwilioConnection(Connection):
+    """Maps session output onto Twilio's message shapes."""
+
+    def __init__(self, websocket: WebSocket, stream_sid: str) -> None:
+        super().__init__(websocket, msgpack_mode=False)
+        self.stream_sid = stream_sid
+
+    async def send_audio(self, data: bytes, context_id: str) -> None:
+        payload = base64.b64encode(data).decode("ascii")
+        await self.ws.send_text(json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}))
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "context.done":
+            message = {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": event["context_id"]}}
+        elif kind == "speech.interrupted":
+            message = {"event": "clear", "streamSid": self.stream_sid}
+        else:
+            return  # other events reach the control API's observers only
+        await self.ws.send_text(json.dumps(message))
+
+
+def _parse(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+async def twilio_endpoint(websocket: WebSocket) -> None:
+    gw: Gateway = websocket.app.state.gateway
+    await websocket.accept()
+    start = await _wait_for_start(websocket)
+    if start is None:
+        return
+    stream_sid = str(start.get("streamSid") or start.get("start", {}).get("streamSid") or "")
+    info = start.get("start") if isinstance(start.get("start"), dict) else {}
+    params = info.get("customParameters") if isinstance(info.get("customParameters"), dict) else {}
+    media = info.get("mediaFormat") if isinstance(info.get("mediaFormat"), dict) else {}
+    if media and (media.get("encoding") != "audio/x-mulaw" or str(media.get("sampleRate")) != "8000"):
+        await websocket.close(code=CLOSE_POLICY, reason="only audio/x-mulaw at 8000 Hz is supported")
+        return
+    session_id = str(params.get("session_id") or stream_sid or "")
+    if not stream_sid or not session_id:
+        await websocket.close(code=CLOSE_POLICY, reason="start without a streamSid")
+        return
+    if session_id in gw.sessions:
+        await websocket.close(code=CLOSE_POLICY, reason=f"session '{session_id}' already exists")
+        return
+    patch: dict[str, Any] = {
+        "output": {"encoding": "mulaw", "sample_rate": 8000, "frame_ms": 20, "lead_ms": TWILIO_LEAD_MS},
+        "input_audio": {"encoding": "mulaw", "sample_rate": 8000},
+    }
+    for key in ("engine", "voice"):
+        if params.get(key):
+            patch[key] = params[key]
+    conn = TwilioConnection(websocket, stream_sid)
+    with ExitStack() as stack:
+        key = extract_key(websocket.headers, websocket.query_params)
+        try:
+            stack.enter_context(gw.limiter.acquire(key))
+            session = RealtimeSession(
+                gw, session_id=session_id, config=apply_update(SessionConfig(), patch), transport="twilio",
+                limits=gw.session_limits(),
+            )  # fmt: skip
+        except (LimitExceeded, ConfigError) as exc:
+            await conn.close(CLOSE_POLICY, str(exc))
+            return
+        session.api_key = key
+        await serve_session(gw, session, conn, receive=_twilio_receive)
+
+
+async def _wait_for_start(websocket: WebSocket) -> dict[str, Any] | None:
+    """Skip `connected`; return the `start` message (None if the call ends first)."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        event = _parse(message.get("text"))
+        if event is None:
+            continue
+        if event.get("event") == "start":
+            return event
+        if event.get("event") == "stop":
+            await websocket.close(code=1000)
+            return None
+
+
+def _on_twilio_message(session: RealtimeSession, event: dict[str, Any]) -> bool:
+    """Handle one Twilio message; False when the call is over."""
+    kind = event.get("event")
+    if kind == "media":
+        media = event.get("media") if isinstance(event.get("media"), dict) else {}
+        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
+            return True
+        try:
+            payload = base64.b64decode(media.get("payload", ""), validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            session.emit({"type": "error", "code": "invalid_media", "message": "media payload is not base64"})
+            return True
+        with contextlib.suppress(SessionError):
+            session.feed_uplink(payload)
+    elif kind == "mark":
+        name = (event.get("mark") or {}).get("name") if isinstance(event.get("mark"), dict) else None
+        session.emit({"type": "playback.mark", "name": name})
+    elif kind == "dtmf":
+        digit = (event.get("dtmf") or {}).get("digit") if isinstance(event.get("dtmf"), dict) else None
+        session.emit({"type": "dtmf", "digit": digit})
+    elif kind == "stop":
+        return False
+    return True
+
+
+async def _twilio_receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> tuple[int, str] | None:
+    while True:
+        message = await conn.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        event = _parse(message.get("text"))
+        if event is None:
+            session.emit({"type": "error", "code": "invalid_json", "message": "Twilio frames are JSON text"})
+            continue
+        if not _on_twilio_message(session, event):
+            return 1000, "call ended"
+
+
+routes = [WebSocketRoute("/v1/telephony/twilio", twilio_endpoint)]

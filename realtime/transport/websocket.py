@@ -1,0 +1,188 @@
+"""`GET /v1/realtime`: the native realtime protocol over WebSocket (JSON or msgpack).
+
+Thin adapter: frames in become commands for a `RealtimeSession`, the session's
+events and audio become frames out. Two tasks per connection: this receive
+loop, and the session's `run()` (speaker + writer). Either ending ends both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..control.auth import LimitExceeded, extract_key
+from ..control.logs import session_id as session_id_var
+from ..gateway import Gateway
+from ..session.config import ConfigError, SessionConfig, apply_update
+from ..session.realtime import RealtimeSession, SessionError, new_session_id
+from .commands import apply_command
+from .realtime_protocol import (
+    MSGPACK_SUBPROTOCOL,
+    ProtocolError,
+    decode_msgpack_frame,
+    decode_text_frame,
+    encode_event_msgpack,
+    parse_command,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL, CLOSE_POLICY, CLOSE_INTERNAL, CLOSE_IDLE = 1000, 1008, 1011, 4408
+
+
+def query_patch(params: Any) -> dict[str, Any]:
+    """`?engine=&voice=&format=&sample_rate=` preset the session."""
+    patch: dict[str, Any] = {}
+    for key in ("engine", "voice"):
+        if params.get(key):
+            patch[key] = params[key]
+    output: dict[str, Any] = {}
+    if params.get("format"):
+        output["encoding"] = params["format"]
+    if params.get("sample_rate"):
+        try:
+            output["sample_rate"] = int(params["sample_rate"])
+        except ValueError:
+            raise ConfigError("sample_rate", "must be an integer") from None
+    if output:
+        patch["output"] = output
+    return patch
+
+
+class Connection:
+    """One WebSocket carrying one session, in JSON or msgpack framing."""
+
+    def __init__(self, websocket: WebSocket, msgpack_mode: bool) -> None:
+        self.ws = websocket
+        self.msgpack = msgpack_mode
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        if self.msgpack:
+            await self.ws.send_bytes(encode_event_msgpack(event))
+        else:
+            await self.ws.send_text(json.dumps(event))
+
+    async def send_audio(self, data: bytes, context_id: str) -> None:
+        if self.msgpack:
+            await self.ws.send_bytes(encode_event_msgpack({"type": "audio", "context_id": context_id, "audio": data}))
+        else:
+            await self.ws.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, reason=reason[:120])
+
+
+async def realtime_endpoint(websocket: WebSocket) -> None:
+    gw: Gateway = websocket.app.state.gateway
+    msgpack_mode = MSGPACK_SUBPROTOCOL in websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol=MSGPACK_SUBPROTOCOL if msgpack_mode else None)
+    conn = Connection(websocket, msgpack_mode)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(gw.limiter.acquire(extract_key(websocket.headers, websocket.query_params)))
+        except LimitExceeded as exc:
+            await conn.send_event({"type": "error", "code": "too_many_sessions", "message": str(exc)})
+            await conn.close(CLOSE_POLICY, str(exc))
+            return
+        try:
+            config = apply_update(SessionConfig(), query_patch(websocket.query_params))
+            session = RealtimeSession(
+                gw, session_id=new_session_id(), config=config, transport="websocket", limits=gw.session_limits()
+            )
+            session.api_key = extract_key(websocket.headers, websocket.query_params)
+        except ConfigError as exc:
+            await conn.send_event({"type": "error", "code": "invalid_config", "message": str(exc)})
+            await conn.close(CLOSE_POLICY, str(exc))
+            return
+        session.text_source = "websocket"
+        await serve_session(gw, session, conn)
+
+
+Receiver = Callable[[Gateway, RealtimeSession, "Connection"], Awaitable[tuple[int, str] | None]]
+
+
+async def serve_session(
+    gw: Gateway, session: RealtimeSession, conn: Connection, *, receive: Receiver | None = None
+) -> None:
+    """Run a session on a connection until either side ends it; `receive` reads the client's frames."""
+    session_id_var.set(session.id)
+    gw.sessions[session.id] = session
+    gw.metrics.active_sessions.labels(session.transport).inc()
+    log.info("session opened", extra={"session_id": session.id, "transport": session.transport})
+    session.emit({"type": "session.created", **session.describe()})
+    runner = asyncio.create_task(
+        session.run(conn.send_audio, conn.send_event, send_timeout_s=gw.settings.send_timeout_s)
+    )
+    receiver = asyncio.create_task((receive or _receive)(gw, session, conn))
+    code, reason = CLOSE_NORMAL, "session closed"
+    try:
+        done, _ = await asyncio.wait({runner, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            exc = runner.exception()
+            if isinstance(exc, TimeoutError):
+                code, reason = CLOSE_POLICY, "client stopped reading audio"
+            elif isinstance(exc, WebSocketDisconnect | OSError):
+                code, reason = CLOSE_NORMAL, "client went away"
+            elif exc is not None:
+                log.error("session failed", exc_info=exc, extra={"session_id": session.id})
+                code, reason = CLOSE_INTERNAL, "internal error"
+        else:
+            result = receiver.result() if receiver.exception() is None else None
+            if result is not None:
+                code, reason = result
+    finally:
+        for task in (runner, receiver):
+            task.cancel()
+        for task in (runner, receiver):
+            with contextlib.suppress(BaseException):
+                await task
+        session.shutdown()
+        gw.sessions.pop(session.id, None)
+        gw.metrics.active_sessions.labels(session.transport).dec()
+        log.info("session closed", extra={"session_id": session.id, "code": code, "reason": reason})
+        await conn.close(code, reason)
+
+
+async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> tuple[int, str] | None:
+    """Read frames until the client leaves; returns a close (code, reason) when we end it."""
+    idle = gw.settings.idle_timeout_s
+    max_text = gw.settings.max_text_chars
+    while True:
+        try:
+            message = await asyncio.wait_for(conn.ws.receive(), timeout=idle)
+        except TimeoutError:
+            if session.speaking or len(session.outbox):
+                continue
+            session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle:g} s"})
+            await asyncio.sleep(0.05)  # let the writer send it
+            return CLOSE_IDLE, "idle timeout"
+        if message["type"] == "websocket.disconnect":
+            return None
+        try:
+            command = None
+            if message.get("text") is not None:
+                if conn.msgpack:
+                    raise ProtocolError("invalid_frame", "the msgpack subprotocol uses binary frames only")
+                command = parse_command(decode_text_frame(message["text"]), max_text_chars=max_text)
+            elif message.get("bytes") is not None:
+                if conn.msgpack:
+                    command = parse_command(decode_msgpack_frame(message["bytes"]), max_text_chars=max_text)
+                else:
+                    session.feed_uplink(message["bytes"])
+            if command is not None:
+                apply_command(session, command)
+        except (ProtocolError, SessionError) as exc:
+            gw.metrics.errors.labels(exc.code).inc()
+            session.emit(exc.event())
+
+
+routes = [WebSocketRoute("/v1/realtime", realtime_endpoint)]
