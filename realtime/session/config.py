@@ -41,7 +41,8 @@ class InputAudioConfig:
 class BargeInConfig:
     enabled: bool = True
     aggressiveness: int = 2
-    min_speech_ms: int = 150
+    min_speech_ms: int = 80
+    """Speech must last this long before it interrupts: the barge-in latency floor (see BENCHMARKS.md)."""
 
 
 @dataclass(frozen=True)
