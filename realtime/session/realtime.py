@@ -129,7 +129,8 @@ class RealtimeSession:
         self._uplink: UplinkAudio | None = None
         self._vad: VoiceActivityDetector | None = None
         self._configure_vad()
-        self.last_activity = self.clock.now()
+        self.last_sent_at = self.clock.now()
+        """When the writer last handed something to the transport (idle detection)."""
         self.interruptions: list[dict[str, Any]] = []
         self.text_source: str | None = None
         """Who sends this session's text: its own socket, or one attached control source."""
@@ -368,6 +369,7 @@ class RealtimeSession:
                     encoder_output = item.output
                 assert encoder is not None
                 self._account_sent(item)
+                self.last_sent_at = self.clock.now()
                 data = encoder.encode(item.pcm)
                 if data:
                     await asyncio.wait_for(send_audio(data, item.context_id), timeout)

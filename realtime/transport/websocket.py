@@ -160,8 +160,8 @@ async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> t
         try:
             message = await asyncio.wait_for(conn.ws.receive(), timeout=idle)
         except TimeoutError:
-            if session.speaking or len(session.outbox):
-                continue
+            if len(session.outbox) or session.clock.now() - session.last_sent_at < idle:
+                continue  # still talking to the client
             session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle:g} s"})
             await asyncio.sleep(0.05)  # let the writer send it
             return CLOSE_IDLE, "idle timeout"

@@ -1,0 +1,78 @@
+"""Realtime benchmark (issue 3): TTFA for an LLM token stream, session capacity vs. engine
+capacity, barge-in latency and Twilio pacing, all in one run on one machine.
+
+    python -m loadtest.bench_realtime [--duration 20] [--levels 4,8,12,16,20,24] [--json out.json]
+
+1. Engine capacity: the Piper engine called in-process (16 concurrent jobs, no server running).
+2. `realtime serve` (Piper) in a child process; N native WebSocket sessions stream LLM-like
+   tokens at 30 tokens/s (lead 300 ms) for `--duration` s; underruns counted at the client.
+3. Barge-in latency (speech onset → last frame of the interrupted context), 20 trials.
+4. Twilio: 4 emulated calls; outbound frame pacing jitter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+
+from .bench_bargein import caller_speech, trial
+from .bench_engine import measure
+from .common import ServerProcess, percentile
+from .sessions import run_ws_load
+from .twilio_load import run_twilio_load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--levels", default="4,8,12,16,20,24")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results: dict[str, object] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"}
+    capacity = asyncio.run(measure(os.cpu_count() or 1, 1, 16, True))["throughput_x"]
+    results["engine_capacity_x"] = capacity
+    print(f"engine capacity (in-process, 16 jobs): {capacity:.1f}x real time")
+    with ServerProcess() as server:
+        ws = server.url.replace("http", "ws", 1)
+        ttfa = asyncio.run(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
+        results["ttfa_1_session"] = ttfa.aggregate().summary()
+        sweep = []
+        for n in (int(x) for x in args.levels.split(",")):
+            load = asyncio.run(run_ws_load(ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0))
+            agg = load.aggregate().summary()
+            audio_rate = agg["audio_s"] / args.duration
+            row = {"sessions": n, **agg, "audio_rate_x": audio_rate, "utilisation": audio_rate / capacity}
+            sweep.append(row)
+            print(f"{n} sessions: underruns {agg['underruns']}, TTFA p50 {agg['ttfa_p50_ms']} p95 {agg['ttfa_p95_ms']} ms, "
+                  f"audio {audio_rate:.1f}x real time = {audio_rate / capacity:.0%} of capacity, errors {agg['errors']}")  # fmt: skip
+        results["sweep"] = sweep
+        frames, onset = caller_speech(server.url)
+        barge = [asyncio.run(trial(ws, frames, onset, 80)) for _ in range(args.trials)]
+        ok = [b["latency_ms"] for b in barge if "latency_ms" in b]
+        results["barge_in"] = {"p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95), "missed": len(barge) - len(ok),
+                               "stale_frames": sum(b.get("stale_frames", 0) for b in barge)}  # fmt: skip
+        twilio = asyncio.run(run_twilio_load(ws, calls=4, duration_s=min(args.duration, 15.0)))
+        results["twilio"] = twilio.aggregate().summary()
+    t, b, tw = results["ttfa_1_session"], results["barge_in"], results["twilio"]
+    print(f"\nmachine: {results['machine']}; engine capacity {capacity:.1f}x real time")
+    print(f"TTFA, 1 session at 30 tokens/s: p50 {t['ttfa_p50_ms']} ms, p95 {t['ttfa_p95_ms']} ms ({t['items']} contexts)")  # type: ignore[index]
+    print("\n| sessions | underruns | late ms | TTFA p50 | TTFA p95 | audio (x real time) | of engine capacity | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sweep:
+        print(f"| {r['sessions']} | {r['underruns']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms | {r['ttfa_p95_ms']} ms "
+              f"| {r['audio_rate_x']:.1f}x | {r['utilisation']:.0%} | {r['errors']} |")  # fmt: skip
+    print(f"\nbarge-in (min_speech_ms 80): p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms, "  # type: ignore[index]
+          f"missed {b['missed']}, stale frames {b['stale_frames']}")  # type: ignore[index]
+    print(f"Twilio pacing jitter: p50 {tw['jitter_p50_ms']} ms, p99 {tw['jitter_p99_ms']} ms, max {tw['jitter_max_ms']} ms; "  # type: ignore[index]
+          f"TTFA p50 {tw['ttfa_p50_ms']} ms; errors {tw['errors']}")  # type: ignore[index]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The load tester (`python -m loadtest` and its library API) against a real server with the tone engine.
+
+The tone engine makes 60 ms of audio per character; the server drops the space at
+each segment seam and each seam's crossfade shortens the audio by 5 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtest import cli, report
+from loadtest.report import FrameTrace
+from loadtest.rest_load import run_rest_load
+from loadtest.sessions import run_ws_load
+from loadtest.tokens import DEFAULT_PARAGRAPHS, clause_boundary, tokenize
+from loadtest.twilio_load import run_twilio_load
+from tests.server import LiveServer
+
+MS_PER_CHAR_S = 0.06
+SEAM_S = 0.005
+PARAGRAPHS = ["Sure, that works for me. See you soon.", "Okay, done! Next one, please."]
+REST_TEXT = "Sure, here is the plan. First we measure, then we decide, and finally we ship it to everyone."
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tone_server() -> Iterator[LiveServer]:
+    with LiveServer(engines=["tone"]) as live:
+        yield live
+
+
+def test_tokens_are_llm_like() -> None:
+    rng = random.Random(1)
+    for paragraph in DEFAULT_PARAGRAPHS:
+        tokens = tokenize(paragraph, rng)
+        assert "".join(tokens) == paragraph
+        assert all(1 <= len(t) <= 6 for t in tokens)
+        assert not any(t.endswith(" ") for t in tokens), "spaces start tokens"
+    tokens = tokenize("Sure, I can help.", rng)
+    i = clause_boundary(tokens)
+    assert i is not None and "".join(tokens[:i]) == "Sure," and tokens[i].startswith(" ")
+    assert clause_boundary(tokenize("no clause here", rng)) is None
+
+
+def test_underrun_rule() -> None:
+    trace = FrameTrace(bytes_per_second=1000.0)  # 20 bytes = 20 ms
+    # Due at 0, 20, 40, 60 ms; the 4th is 40 ms late (a stall), so the 5th is due at 80 + 40 ms.
+    for t in (0.0, 0.0, 0.040, 0.100, 0.121):
+        trace.add(t, 20)
+    assert trace.underruns() == (1, pytest.approx(40.0))
+    assert trace.jitter_ms()[0] == pytest.approx(20.0)
+
+
+def test_ws_mode(tone_server: LiveServer, tmp_path: Path) -> None:
+    result = asyncio.run(
+        run_ws_load(tone_server.url, sessions=2, duration_s=3.0, tokens_per_second=60, engine="tone",
+                    paragraphs=PARAGRAPHS, lead_ms=300)
+    )  # fmt: skip
+    assert len(result.sessions) == 2
+    assert result.errors == 0, [s.errors for s in result.sessions]
+    for session in result.sessions:
+        assert session.close_code == 1000
+        assert session.contexts, "at least one turn"
+        for ctx in session.contexts:
+            assert ctx.ttfa_ms is not None and ctx.ttfa_ms < 2000, ctx.context_id
+            assert ctx.context_done_at is not None
+            seams = ctx.segments - 1
+            assert 0 <= ctx.chars_sent - ctx.segment_chars <= seams  # only the space at a seam is dropped
+            expected = MS_PER_CHAR_S * ctx.segment_chars
+            assert expected - 2 * SEAM_S * seams - 0.005 <= ctx.trace.audio_s <= expected + 0.005, (
+                ctx.summary(0)
+            )
+        row = session.row()
+        assert row.rtf is not None and 0.7 < row.rtf < 1.5, "paced at real time with lead_ms=300"
+        assert row.jitter_ms
+    path = tmp_path / "ws.json"
+    report.write_json(path, result.to_json())
+    data = json.loads(path.read_text())
+    assert data["mode"] == "ws" and len(data["sessions"]) == 2
+    assert data["aggregate"]["items"] == sum(len(s.contexts) for s in result.sessions)
+
+
+def test_rest_mode(tone_server: LiveServer) -> None:
+    result = asyncio.run(
+        run_rest_load(tone_server.url, clients=2, duration_s=2.0, engine="tone", voice="mid", text=REST_TEXT)
+    )
+    assert result.errors == 0, [c.errors for c in result.clients]
+    requests = [r for c in result.clients for r in c.requests]
+    assert len(requests) >= 2
+    nominal = MS_PER_CHAR_S * len(REST_TEXT)
+    for r in requests:
+        assert r.status == 200 and r.ttfa_ms is not None and r.total_ms is not None
+        assert nominal - 6 * (MS_PER_CHAR_S + SEAM_S) <= r.trace.audio_s <= nominal, r.trace.audio_s
+
+
+def test_twilio_mode(tone_server: LiveServer) -> None:
+    result = asyncio.run(
+        run_twilio_load(tone_server.url, calls=2, duration_s=2.0, engine="tone", paragraphs=PARAGRAPHS)
+    )
+    assert result.errors == 0, [c.errors for c in result.calls]
+    for call in result.calls:
+        assert call.utterances and call.marks_matched == len(call.utterances)
+        assert call.bad_frames == 0 and call.close_code == 1000
+        for u in call.utterances:
+            assert u.ttfa_ms is not None and u.ttfa_ms < 2000
+            nominal = MS_PER_CHAR_S * u.chars  # plus at most one 20 ms frame of padding
+            assert nominal - 3 * (MS_PER_CHAR_S + SEAM_S) <= u.trace.audio_s <= nominal + 0.02, (
+                u.trace.audio_s
+            )
+            assert u.trace.jitter_ms() and max(u.trace.jitter_ms()) < 200
+
+
+def test_cli_subprocess_writes_json_and_exits_0(tone_server: LiveServer, tmp_path: Path) -> None:
+    text_file = tmp_path / "paragraphs.txt"
+    text_file.write_text("\n\n".join(PARAGRAPHS))
+    out = tmp_path / "out.json"
+    ws_url = tone_server.url.replace("http://", "ws://")
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--url", ws_url, "--mode", "ws", "--sessions", "2", "--duration", "1.5",
+         "--tokens-per-second", "60", "--engine", "tone", "--lead-ms", "0", "--text-file", str(text_file),
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| **all** |" in proc.stdout
+    data = json.loads(out.read_text())
+    assert [s["errors"] for s in data["sessions"]] == [[], []]
+    assert all(c["ttfa_ms"] is not None for s in data["sessions"] for c in s["contexts"])
+
+
+def test_cli_exits_1_on_session_errors(tone_server: LiveServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        ["--url", tone_server.url, "--mode", "ws", "--duration", "0.5", "--voice", "no-such-voice"]
+    )
+    assert code == 1
+    assert "| ws-0 |" in capsys.readouterr().out
