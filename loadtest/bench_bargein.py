@@ -5,8 +5,8 @@
 Runs `realtime serve` (Piper) in a child process. Each trial opens a session,
 starts a long answer, and once audio flows streams a caller's sentence
 (synthesized by the same server, resampled to 16 kHz) in real-time 20 ms
-frames after 300 ms of silence. Onset = when the frame holding the first
-speech sample left the client. Latency = arrival of the last audio frame of
+frames after 300 ms of silence. Onset = when a microphone would deliver the
+frame holding the first speech sample (its scheduled send time). Latency = arrival of the last audio frame of
 the interrupted context (the fade) − onset; also reported: stale frames
 received after `speech.interrupted` (must be 0).
 """
@@ -33,7 +33,12 @@ def caller_speech(url: str) -> tuple[list[bytes], int]:
     """20 ms pcm16 frames of silence + speech, and the index of the onset frame."""
     r = httpx.post(
         f"{url}/v1/audio/speech",
-        json={"model": "tts-1", "voice": "alloy", "input": "Hold on, I have a question.", "response_format": "pcm"},
+        json={
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": "Hold on, I have a question.",
+            "response_format": "pcm",
+        },
         timeout=60,
     )
     r.raise_for_status()
@@ -81,8 +86,8 @@ async def trial(ws_url: str, frames: list[bytes], onset: int, min_speech_ms: int
                 # A microphone delivers a frame once its 20 ms have been captured.
                 await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.perf_counter()))
                 await ws.send(frame)
-                if i == onset:
-                    onset_sent.append(time.perf_counter())
+                if i == onset:  # when a microphone would have delivered it, whatever our own lag
+                    onset_sent.append(start + (i + 1) * 0.02)
                 if interrupted_at is not None:
                     break
 
@@ -105,7 +110,9 @@ def main() -> None:
     with ServerProcess() as server:
         frames, onset = caller_speech(server.url)
         ws_url = server.url.replace("http", "ws", 1)
-        print("| min_speech_ms | barge-in latency p50 | p95 | speech.interrupted p50 | stale frames | missed |")
+        print(
+            "| min_speech_ms | barge-in latency p50 | p95 | speech.interrupted p50 | stale frames | missed |"
+        )
         print("|---|---|---|---|---|---|")
         for ms in (int(x) for x in args.min_speech_ms.split(",")):
             results = [asyncio.run(trial(ws_url, frames, onset, ms)) for _ in range(args.trials)]

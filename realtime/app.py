@@ -77,7 +77,14 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             await gw.stop()
 
     app = Starlette(
-        routes=[Route("/", index, methods=["GET"]), *health.routes, *rest.routes, *websocket.routes, *twilio.routes, *sessions_api.routes],
+        routes=[
+            Route("/", index, methods=["GET"]),
+            *health.routes,
+            *rest.routes,
+            *websocket.routes,
+            *twilio.routes,
+            *sessions_api.routes,
+        ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )

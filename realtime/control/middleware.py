@@ -67,6 +67,7 @@ class GatewayMiddleware:
         self.gateway.metrics.errors.labels("invalid_api_key").inc()
         if scope["type"] == "websocket":
             ws = WebSocket(scope, receive, send)
+            await ws.accept()  # a close before accept is a bare HTTP 403: accept so the reason arrives
             await ws.close(code=1008, reason="invalid or missing API key")
             return
         error = ApiError(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,16 +32,31 @@ Work = Callable[[SynthesisJob, Emit], None]
 _DONE = object()
 
 
+def _lower_priority(nice: int) -> None:
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:  # on Linux a thread is a task: its native id takes its own nice value
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as exc:
+        log.debug("could not lower worker priority: %s", exc)
+
+
 class WorkerPool:
     """A fixed set of worker threads fed from a deadline-ordered wait list."""
 
-    def __init__(self, workers: int, *, name: str, stats: EngineStats, sample_rate: int) -> None:
+    def __init__(
+        self, workers: int, *, name: str, stats: EngineStats, sample_rate: int, nice: int = 10
+    ) -> None:
+        """`nice`: inference threads run below the event loop's priority, so when every core is
+        busy synthesizing, the loop that paces frames and answers barge-in still gets one at once."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self._free = workers
         self._waiting: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue()
-        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._threads = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=name, initializer=_lower_priority, initargs=(nice,)
+        )
         self._stats = stats
         self._sample_rate = sample_rate
 

@@ -33,6 +33,8 @@ from .stitcher import Stitcher
 log = logging.getLogger(__name__)
 
 _END = object()
+IDLE_FINAL_FACTOR = 4.0
+"""After this many `idle_flush_ms` without text, even an unconfirmed last word is spoken."""
 
 
 @dataclass
@@ -124,6 +126,7 @@ class SpeechContext:
         """No more text: finish speaking what is buffered, then end the event stream."""
         self._done = True
         self._wake_producer.set()
+        self._wake_consumer.set()  # everything may already be spoken: the consumer must notice
 
     def cancel(self) -> None:
         """Stop now: engine work is cancelled and no further audio is emitted."""
@@ -177,8 +180,10 @@ class SpeechContext:
             now = self.clock.now()
             buffered = self.buffered_s()
             plan = self.planner.plan(buffered, low_latency=self.low_latency, load=self.engine.load)
-            final = self._done or self._flushing
-            idle = (now - self._last_text_at) * 1000.0 >= self.config.idle_flush_ms
+            idle_ms = (now - self._last_text_at) * 1000.0
+            idle = idle_ms >= self.config.idle_flush_ms
+            # A stream silent for much longer has likely ended without text.done: speak the last word too.
+            final = self._done or self._flushing or idle_ms >= IDLE_FINAL_FACTOR * self.config.idle_flush_ms
             text = self.segmenter.next_segment(
                 plan.min_chars, plan.max_chars, final=final, force=plan.force or idle
             )
@@ -231,7 +236,9 @@ class SpeechContext:
             timeout = None
             if self.segmenter.pending.strip() and not self._done:
                 waited = (self.clock.now() - self._last_text_at) * 1000.0
-                timeout = max(0.0, self.config.idle_flush_ms - waited) / 1000.0 + 0.001
+                thresholds = (self.config.idle_flush_ms, IDLE_FINAL_FACTOR * self.config.idle_flush_ms)
+                upcoming = [t - waited for t in thresholds if t > waited]
+                timeout = min(upcoming) / 1000.0 + 0.001 if upcoming else None
             self._wake_producer.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake_producer.wait(), timeout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,17 +56,22 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    async def put_audio(self, frame: AudioFrame) -> None:
-        """Queue a frame, waiting while the writer is `max_audio_frames` behind."""
+    async def put_audio(self, frame: AudioFrame, dropped: Callable[[], bool] | None = None) -> bool:
+        """Queue a frame, waiting while the writer is `max_audio_frames` behind.
+
+        `dropped` is checked after the wait: a context interrupted meanwhile must not get a
+        frame queued behind its `speech.interrupted`. Returns whether the frame was queued.
+        """
         while self._audio >= self.max_audio_frames and not self.closed:
             self._changed.clear()
             await self._changed.wait()
-        if self.closed:
-            return
+        if self.closed or (dropped is not None and dropped()):
+            return False
         self._items.append(frame)
         self._audio += 1
         self._audio_s += frame.duration_s
         self._changed.set()
+        return True
 
     def put_audio_now(self, frame: AudioFrame) -> None:
         """Queue a frame without waiting (the short fade that closes an interrupted context)."""

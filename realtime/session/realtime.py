@@ -193,17 +193,23 @@ class RealtimeSession:
             while context_id in self._slots or context_id in self._finished:
                 context_id = f"ctx-{next(self._ids)}"
         if len(self._slots) >= self.limits.max_contexts:
-            raise SessionError("too_many_contexts", f"at most {self.limits.max_contexts} contexts may be open", context_id)
+            raise SessionError(
+                "too_many_contexts", f"at most {self.limits.max_contexts} contexts may be open", context_id
+            )
         engine = self._selection.engine
         if not engine.ready:
-            raise SessionError("engine_not_ready", f"engine '{engine.info.name}' is still loading", context_id)
+            raise SessionError(
+                "engine_not_ready", f"engine '{engine.info.name}' is still loading", context_id
+            )
         context = self.gateway.new_context(
             self._selection, speed=self.config.speed, session_id=self.id, context_id=context_id,
             low_latency=self.config.latency == "low",
         )  # fmt: skip
         context.segmenter.max_buffer_chars = self.limits.max_context_chars
         output = self.config.output
-        slot = _Slot(context_id, context, output, StreamResampler(engine.info.sample_rate, output.sample_rate))
+        slot = _Slot(
+            context_id, context, output, StreamResampler(engine.info.sample_rate, output.sample_rate)
+        )
         self._slots[context_id] = slot
         self._slot_added.set()
         return slot
@@ -222,7 +228,9 @@ class RealtimeSession:
         slot = self._slots.get(context_id)
         if slot is None and create:
             if context_id in self._finished:
-                raise SessionError("context_finished", f"context '{context_id}' has already finished", context_id)
+                raise SessionError(
+                    "context_finished", f"context '{context_id}' has already finished", context_id
+                )
             slot = self._open(context_id)
         return slot
 
@@ -234,8 +242,8 @@ class RealtimeSession:
     def append(self, text: str, context_id: str | None = None) -> str:
         slot = self._slot(context_id, create=True)
         assert slot is not None
-        if slot.text_done:
-            raise SessionError("context_finished", f"text.done was already sent for '{slot.id}'", slot.id)
+        if slot.text_done or slot.interrupted:
+            raise SessionError("context_finished", f"context '{slot.id}' has already finished", slot.id)
         try:
             slot.context.append(text)
         except ValueError as exc:
@@ -340,7 +348,9 @@ class RealtimeSession:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def run(self, send_audio: SendAudio, send_event: SendEvent, *, send_timeout_s: float = 10.0) -> None:
+    async def run(
+        self, send_audio: SendAudio, send_event: SendEvent, *, send_timeout_s: float = 10.0
+    ) -> None:
         """Speak until closed. Raises TimeoutError if the client stops reading for `send_timeout_s`."""
         speaker = asyncio.create_task(self._speaker())
         try:
@@ -360,6 +370,7 @@ class RealtimeSession:
     async def _writer(self, send_audio: SendAudio, send_event: SendEvent, timeout: float) -> None:
         encoder: StreamEncoder | None = None
         encoder_output: OutputConfig | None = None
+        encoder_context: str | None = None
         while (item := await self.outbox.get()) is not None:
             if isinstance(item, AudioFrame):
                 if item.output != encoder_output:
@@ -368,12 +379,19 @@ class RealtimeSession:
                     encoder = create_encoder(item.output.encoding, item.output.sample_rate)
                     encoder_output = item.output
                 assert encoder is not None
+                encoder_context = item.context_id
                 self._account_sent(item)
                 self.last_sent_at = self.clock.now()
                 data = encoder.encode(item.pcm)
                 if data:
                     await asyncio.wait_for(send_audio(data, item.context_id), timeout)
             else:
+                ends_stream = item.get("type") in ("context.done", "speech.interrupted")
+                if ends_stream and encoder is not None and item.get("context_id") == encoder_context:
+                    # Each context is a complete container stream: its tail must arrive before the event.
+                    if tail := encoder.finish():
+                        await asyncio.wait_for(send_audio(tail, item["context_id"]), timeout)
+                    encoder = encoder_output = None
                 await asyncio.wait_for(send_event(item), timeout)
                 for observer in list(self._observers):
                     try:
@@ -392,7 +410,9 @@ class RealtimeSession:
                 slot.first_sent_at = now
                 ttfa = slot.context.stats.first_job_at
                 if ttfa is not None:
-                    self.gateway.metrics.ttfa.labels(self.transport, self._selection.engine.info.name).observe(now - ttfa)
+                    self.gateway.metrics.ttfa.labels(
+                        self.transport, self._selection.engine.info.name
+                    ).observe(now - ttfa)
             slot.sent_samples += frame.pcm.size
         before = self.playout.underruns
         self.playout.on_send(now, frame.duration_s)
@@ -433,12 +453,16 @@ class RealtimeSession:
                 if self.config.metrics:
                     self.emit(self._metrics_event(slot))
             elif isinstance(event, ContextError):
-                self.emit({"type": "error", "code": event.code, "message": event.message, "context_id": slot.id})
+                self.emit(
+                    {"type": "error", "code": event.code, "message": event.message, "context_id": slot.id}
+                )
             elif isinstance(event, ContextDone):
                 tail = float_to_int16(slot.resampler.flush())
                 await self._queue_frames(slot, tail, final=True)
         if not slot.interrupted:
-            self.emit({"type": "context.done", "context_id": slot.id, "audio_ms": round(self._queued_ms(slot), 1)})
+            self.emit(
+                {"type": "context.done", "context_id": slot.id, "audio_ms": round(self._queued_ms(slot), 1)}
+            )
 
     def _queued_ms(self, slot: _Slot) -> float:
         return slot.context.stats.audio_samples * 1000.0 / slot.context.sample_rate
@@ -454,7 +478,9 @@ class RealtimeSession:
             "context_id": slot.id,
             "ttfa_ms": ttfa,
             "rtf": round(stats.synth_wall_s / audio_s, 3) if audio_s else None,
-            "buffer_ms": round((self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s) * 1000.0, 1),
+            "buffer_ms": round(
+                (self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s) * 1000.0, 1
+            ),
             "chunk": stats.last_chunk_chars,
             "underruns": self.playout.underruns,
             "engine": self._selection.engine.info.name,
@@ -473,7 +499,7 @@ class RealtimeSession:
             if slot.interrupted:  # an interruption may land while we wait
                 return
             chunk, slot.pending = _full_frame(slot.pending[:frame], frame), slot.pending[frame:]
-            await self.outbox.put_audio(AudioFrame(chunk, slot.id, out))
+            await self.outbox.put_audio(AudioFrame(chunk, slot.id, out), dropped=lambda: slot.interrupted)
 
     async def _pace(self, out: OutputConfig) -> None:
         if out.lead_ms is None:

@@ -95,7 +95,9 @@ def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
             raise ProtocolError("invalid_field", "text.append needs a string 'text'", context_id)
         if len(text) > max_text_chars:
             raise ProtocolError(
-                "text_too_long", f"text.append carries {len(text)} characters; the limit is {max_text_chars}", context_id
+                "text_too_long",
+                f"text.append carries {len(text)} characters; the limit is {max_text_chars}",
+                context_id,
             )
         return Command(kind, context_id, text=text)
     if kind == "session.update":
@@ -106,7 +108,9 @@ def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
     if kind == "playback.position":
         played = message.get("played_ms")
         if isinstance(played, bool) or not isinstance(played, int | float) or played < 0:
-            raise ProtocolError("invalid_field", "playback.position needs a non-negative 'played_ms'", context_id)
+            raise ProtocolError(
+                "invalid_field", "playback.position needs a non-negative 'played_ms'", context_id
+            )
         return Command(kind, context_id, played_ms=float(played))
     if kind == "input_audio":
         audio = message.get("audio")

@@ -86,7 +86,11 @@ async def post_text(request: Request) -> Response:
     body = await _body(request)
     gw: Gateway = request.app.state.gateway
     context_id = body.get("context_id")
-    _run(session, {"type": "text.append", "text": body.get("text"), "context_id": context_id}, gw.settings.max_text_chars)
+    _run(
+        session,
+        {"type": "text.append", "text": body.get("text"), "context_id": context_id},
+        gw.settings.max_text_chars,
+    )
     context_id = context_id or session.implicit_context_id
     if body.get("done"):
         _run(session, {"type": "text.done", "context_id": context_id}, gw.settings.max_text_chars)
@@ -103,10 +107,16 @@ async def post_command(request: Request) -> Response:
         raise ApiError(404, f"unknown session action '{action}'", code="not_found")
     gw: Gateway = request.app.state.gateway
     before = {e["context_id"] for e in session.interruptions}
-    _run(session, {"type": REST_COMMANDS[action], "context_id": body.get("context_id")}, gw.settings.max_text_chars)
+    _run(
+        session,
+        {"type": REST_COMMANDS[action], "context_id": body.get("context_id")},
+        gw.settings.max_text_chars,
+    )
     result: dict[str, Any] = {"session_id": session.id}
     if action == "cancel":
-        result["interrupted"] = [e["context_id"] for e in session.interruptions if e["context_id"] not in before]
+        result["interrupted"] = [
+            e["context_id"] for e in session.interruptions if e["context_id"] not in before
+        ]
     return JSONResponse(result)
 
 
@@ -119,7 +129,9 @@ async def control_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="no such session")
         return
     if session.text_source is not None:
-        await websocket.close(code=1008, reason=f"session already takes text from its {session.text_source} connection")
+        await websocket.close(
+            code=1008, reason=f"session already takes text from its {session.text_source} connection"
+        )
         return
     session.text_source = CONTROL
 
@@ -143,7 +155,9 @@ async def control_socket(websocket: WebSocket) -> None:
             try:
                 if message.get("text") is None:
                     raise ProtocolError("invalid_frame", "the control socket takes JSON text frames only")
-                command = parse_command(decode_text_frame(message["text"]), max_text_chars=gw.settings.max_text_chars)
+                command = parse_command(
+                    decode_text_frame(message["text"]), max_text_chars=gw.settings.max_text_chars
+                )
                 if command.type == "input_audio":
                     raise ProtocolError("invalid_frame", "audio goes to the session's media connection")
                 apply_command(session, command)

@@ -44,7 +44,9 @@ class TwilioConnection(Connection):
 
     async def send_audio(self, data: bytes, context_id: str) -> None:
         payload = base64.b64encode(data).decode("ascii")
-        await self.ws.send_text(json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}))
+        await self.ws.send_text(
+            json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})
+        )
 
     async def send_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

@@ -72,7 +72,9 @@ class Connection:
 
     async def send_audio(self, data: bytes, context_id: str) -> None:
         if self.msgpack:
-            await self.ws.send_bytes(encode_event_msgpack({"type": "audio", "context_id": context_id, "audio": data}))
+            await self.ws.send_bytes(
+                encode_event_msgpack({"type": "audio", "context_id": context_id, "audio": data})
+            )
         else:
             await self.ws.send_bytes(data)
 
@@ -96,7 +98,11 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
         try:
             config = apply_update(SessionConfig(), query_patch(websocket.query_params))
             session = RealtimeSession(
-                gw, session_id=new_session_id(), config=config, transport="websocket", limits=gw.session_limits()
+                gw,
+                session_id=new_session_id(),
+                config=config,
+                transport="websocket",
+                limits=gw.session_limits(),
             )
             session.api_key = extract_key(websocket.headers, websocket.query_params)
         except ConfigError as exc:

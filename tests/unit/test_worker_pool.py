@@ -125,3 +125,16 @@ def test_engine_exception_reaches_the_consumer() -> None:
         assert stats.jobs_failed == 1 and pool.busy == 0
 
     run(main())
+
+
+def test_workers_run_below_the_event_loops_priority() -> None:
+    import os
+
+    async def main() -> tuple[int, int]:
+        pool = WorkerPool(1, name="t", stats=EngineStats(), sample_rate=1000)
+        worker = await pool.run_blocking(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        await pool.close()
+        return worker, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker, loop = run(main())
+    assert worker > loop, "inference must never starve the loop that paces audio"
