@@ -1,11 +1,12 @@
 """Realtime benchmark (issue 3): TTFA for an LLM token stream, session capacity vs. engine
 capacity, barge-in latency and Twilio pacing, all in one run on one machine.
 
-    python -m loadtest.bench_realtime [--duration 20] [--levels 4,8,12,16,20,24] [--json out.json]
+    python -m loadtest.bench_realtime [--duration 20] [--levels 8,12,16,20] [--ramp-up 2] [--json out.json]
 
 1. Engine capacity: the Piper engine called in-process (16 concurrent jobs, no server running).
 2. `realtime serve` (Piper) in a child process; N native WebSocket sessions stream LLM-like
-   tokens at 30 tokens/s (lead 300 ms) for `--duration` s; underruns counted at the client.
+   tokens at 30 tokens/s (lead 300 ms) for `--duration` s, all started at once and then started
+   evenly over `--ramp-up` s; underruns counted at the client (playback starts at the first frame).
 3. Barge-in latency (speech onset → last frame of the interrupted context), 20 trials.
 4. Twilio: 4 emulated calls; outbound frame pacing jitter.
 """
@@ -29,8 +30,11 @@ from .twilio_load import run_twilio_load
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--levels", default="4,8,12,16,20,24")
+    parser.add_argument("--levels", default="8,12,16,20")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument(
+        "--ramp-up", type=float, default=2.0, help="second sweep: starts spread over this long"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -44,17 +48,25 @@ def main() -> None:
         ttfa = asyncio.run(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
         results["ttfa_1_session"] = ttfa.aggregate().summary()
         sweep = []
-        for n in (int(x) for x in args.levels.split(",")):
+        for ramp, n in ((r, int(x)) for r in (0.0, args.ramp_up) for x in args.levels.split(",")):
             started = time.perf_counter()
-            load = asyncio.run(run_ws_load(ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0))
+            load = asyncio.run(
+                run_ws_load(ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0, ramp_up_s=ramp)
+            )
             wall = (
                 time.perf_counter() - started
             )  # sessions drain past --duration: divide by the real wall time
             agg = load.aggregate().summary()
             audio_rate = agg["audio_s"] / wall
-            row = {"sessions": n, **agg, "audio_rate_x": audio_rate, "utilisation": audio_rate / capacity}
+            row = {
+                "sessions": n,
+                "ramp_up_s": ramp,
+                **agg,
+                "audio_rate_x": audio_rate,
+                "utilisation": audio_rate / capacity,
+            }
             sweep.append(row)
-            print(f"{n} sessions: underruns {agg['underruns']}, TTFA p50 {agg['ttfa_p50_ms']} p95 {agg['ttfa_p95_ms']} ms, "
+            print(f"{n} sessions (ramp-up {ramp:g} s): underruns {agg['underruns']}, TTFA p50 {agg['ttfa_p50_ms']} p95 {agg['ttfa_p95_ms']} ms, "
                   f"audio {audio_rate:.1f}x real time = {audio_rate / capacity:.0%} of capacity, errors {agg['errors']}")  # fmt: skip
         results["sweep"] = sweep
         frames, onset = caller_speech(server.url)
@@ -70,12 +82,13 @@ def main() -> None:
         f"TTFA, 1 session at 30 tokens/s: p50 {t['ttfa_p50_ms']} ms, p95 {t['ttfa_p95_ms']} ms ({t['items']} contexts)"
     )  # type: ignore[index]
     print(
-        "\n| sessions | underruns | late ms | TTFA p50 | TTFA p95 | audio (x real time) | of engine capacity | errors |"
+        "\n| sessions | starts | underruns | late ms | TTFA p50 | TTFA p95 | audio (x real time) | of capacity | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in sweep:
-        print(f"| {r['sessions']} | {r['underruns']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms | {r['ttfa_p95_ms']} ms "
-              f"| {r['audio_rate_x']:.1f}x | {r['utilisation']:.0%} | {r['errors']} |")  # fmt: skip
+        starts = f"over {r['ramp_up_s']:g} s" if r["ramp_up_s"] else "together"
+        print(f"| {r['sessions']} | {starts} | {r['underruns']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms "
+              f"| {r['ttfa_p95_ms']} ms | {r['audio_rate_x']:.1f}x | {r['utilisation']:.0%} | {r['errors']} |")  # fmt: skip
     print(
         f"\nbarge-in (min_speech_ms 80): p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms, "  # type: ignore[index]
         f"missed {b['missed']}, stale frames {b['stale_frames']}"

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-file", help="paragraphs separated by blank lines (default: built-in replies)")
     p.add_argument("--api-key")
     p.add_argument("--seed", type=int, default=0, help="ws: tokenization and timing jitter seed")
+    p.add_argument(
+        "--ramp-up", type=float, default=0.0, help="ws: spread session starts over this many seconds"
+    )
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for a turn or close")
     p.add_argument("--json", help="write the full per-session results here")
     s = p.add_argument_group("spawned server")
@@ -80,7 +83,7 @@ async def run(args: argparse.Namespace, url: str) -> LoadResult:
     paragraphs = load_paragraphs(args.text_file)
     if args.mode == "ws":
         return await run_ws_load(
-            url, sessions=args.sessions, duration_s=args.duration, paragraphs=paragraphs, seed=args.seed,
+            url, sessions=args.sessions, duration_s=args.duration, paragraphs=paragraphs, seed=args.seed, ramp_up_s=args.ramp_up,
             tokens_per_second=args.tokens_per_second, token_jitter=args.token_jitter, engine=args.engine,
             voice=args.voice, lead_ms=args.lead_ms, encoding=args.encoding, sample_rate=args.sample_rate,
             api_key=args.api_key, drain_timeout_s=args.drain_timeout,

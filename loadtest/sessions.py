@@ -308,15 +308,22 @@ async def run_ws_load(
     duration_s: float = 10.0,
     paragraphs: Sequence[str] = DEFAULT_PARAGRAPHS,
     seed: int = 0,
+    ramp_up_s: float = 0.0,
     **options: Any,
 ) -> WsLoadResult:
-    """`sessions` concurrent native sessions for `duration_s`; options are `WsOptions` fields."""
+    """`sessions` concurrent native sessions for `duration_s`; options are `WsOptions` fields.
+
+    `ramp_up_s` spreads the session starts evenly over that many seconds (0: all at once).
+    """
     opts = WsOptions(**options)
     if opts.encoding not in BYTES_PER_SAMPLE:
         raise ValueError(f"encoding must be one of {', '.join(BYTES_PER_SAMPLE)}")
-    results = await asyncio.gather(
-        *(run_session(i, url, duration_s, paragraphs, opts, seed) for i in range(sessions))
-    )
-    config = {"url": url, "sessions": sessions, "duration_s": duration_s, "seed": seed,
+
+    async def start(i: int) -> WsSessionResult:
+        await asyncio.sleep(ramp_up_s * i / sessions)
+        return await run_session(i, url, duration_s, paragraphs, opts, seed)
+
+    results = await asyncio.gather(*(start(i) for i in range(sessions)))
+    config = {"url": url, "sessions": sessions, "duration_s": duration_s, "seed": seed, "ramp_up_s": ramp_up_s,
               **{k: v for k, v in asdict(opts).items() if k != "api_key"}}  # fmt: skip
     return WsLoadResult(list(results), config)

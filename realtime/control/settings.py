@@ -59,6 +59,9 @@ class PlannerSettings(BaseModel):
     first_max_chars: int = Field(default=30, ge=1)
     loaded_first_max_chars: int = Field(default=12, ge=1)
     """First-chunk ceiling when the engine is saturated: it shrinks as jobs queue per worker."""
+    first_deadline_ms: float = Field(default=250.0, ge=0)
+    """A context's first chunk is due this long after it is cut: a newcomer has nothing playing yet,
+    so a session about to run dry may go first when its need is more urgent."""
     min_chars: int = Field(default=40, ge=1)
     max_chars: int = Field(default=200, ge=1)
     """Caps one job's length: jobs are not preemptible, so a long one delays newcomers' first audio."""

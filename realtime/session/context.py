@@ -169,9 +169,12 @@ class SpeechContext:
         return sum(1 for j in self._jobs if not j.finished)
 
     def _inflight_limit(self) -> int:
-        # The first chunk goes alone: a second, larger job started beside it would hold a worker
-        # that another session's first chunk may need (jobs are not preemptible).
-        return self.config.max_inflight if self._first_job_done else 1
+        # On an idle engine the first chunk goes alone: a second, larger job started beside it would
+        # hold a worker that another session's first chunk may need (jobs are not preemptible). When
+        # every worker is busy the second job only queues, in deadline order, so it may go at once.
+        if self._first_job_done or self.engine.load >= 1.0:
+            return self.config.max_inflight
+        return 1
 
     def _try_start_jobs(self) -> None:
         while not self._cancelled and self._inflight() < self._inflight_limit():
@@ -191,8 +194,10 @@ class SpeechContext:
                 if not self.segmenter.pending.strip():
                     self._flushing = False
                 return
+            first = self._next_segment_id == 0
             self.planner.committed(plan, len(text))
-            self._start_job(text, deadline=now + buffered)
+            slack = self.config.first_deadline_ms / 1000.0 if first else buffered
+            self._start_job(text, deadline=now + slack)
 
     def _start_job(self, text: str, deadline: float) -> None:
         job = _Job(

@@ -51,6 +51,7 @@ class ChunkPlanner:
         self.audio_per_char = Ewma(audio_per_char_s, config.ewma_alpha)
         self.chunks_planned = 0
         self._last_max = config.first_max_chars
+        self._last_chars = 0
 
     def observe(self, *, chars: int, audio_s: float, wall_s: float) -> None:
         """Feed back one finished chunk: its length, audio produced and submit-to-done time."""
@@ -85,8 +86,15 @@ class ChunkPlanner:
         affordable = cfg.safety * buffered_s * self.speed.value / self.audio_per_char.value
         grown = self._last_max * cfg.growth
         ceiling = cfg.first_max_chars if low_latency else cfg.max_chars
-        max_chars = int(max(cfg.first_max_chars, min(affordable, grown, ceiling)))
-        min_chars = min(cfg.min_chars, max_chars)
+        # Under load a small buffer affords only a short chunk: go as low as a loaded first chunk
+        # rather than cut one that cannot be ready before the listener runs dry.
+        floor = min(cfg.loaded_first_max_chars, cfg.first_max_chars)
+        max_chars = int(max(floor, min(affordable, grown, ceiling)))
+        # The minimum grows with the chunks too: early in a context the text may still be trickling
+        # in, and waiting for 40 characters and a clause would outlast a short first chunk.
+        min_chars = int(
+            min(cfg.min_chars, max_chars, max(cfg.first_min_chars, self._last_chars * cfg.growth))
+        )
         # Running dry soon (less than one small chunk's synthesis time left): cut anywhere.
         force = buffered_s < 2 * self.predict_wall_s(cfg.first_max_chars)
         return ChunkPlan(min_chars, max_chars, force)
@@ -95,3 +103,4 @@ class ChunkPlanner:
         """Record that a chunk of `chars` was cut under `plan` (growth is bounded from it)."""
         self.chunks_planned += 1
         self._last_max = max(plan.max_chars, chars)
+        self._last_chars = chars

@@ -34,6 +34,7 @@ from ..control.voices import Selection, UnknownModel, UnknownVoice
 from .clock import Clock, MonotonicClock
 from .config import ConfigError, OutputConfig, SessionConfig, apply_update
 from .context import SpeechContext
+from .errors import ClientError as SessionError
 from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
 from .outbox import AudioFrame, Outbox
 from .playout import PlayoutClock
@@ -47,22 +48,6 @@ log = logging.getLogger(__name__)
 FADE_MS = 10.0
 SendAudio = Callable[[bytes, str], Awaitable[None]]
 SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class SessionError(Exception):
-    """A recoverable error in a client's request: becomes an `error` event."""
-
-    def __init__(self, code: str, message: str, context_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.context_id = context_id
-
-    def event(self) -> dict[str, Any]:
-        event: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
-        if self.context_id is not None:
-            event["context_id"] = self.context_id
-        return event
 
 
 @dataclass

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..session.config import ConfigError
-from ..session.realtime import RealtimeSession, SessionError
+from ..session.realtime import RealtimeSession
 from .realtime_protocol import Command, ProtocolError
 
 
 def apply_command(session: RealtimeSession, command: Command) -> None:
-    """Run one command; ProtocolError (recoverable) for anything the client got wrong."""
+    """Run one command; ProtocolError (recoverable, same class as SessionError) for client mistakes."""
     try:
         match command.type:
             case "text.append":
@@ -29,7 +29,5 @@ def apply_command(session: RealtimeSession, command: Command) -> None:
                 session.feed_uplink(command.audio)
             case _:
                 raise ProtocolError("unknown_type", f"unknown message type '{command.type}'")
-    except SessionError as exc:
-        raise ProtocolError(exc.code, exc.message, exc.context_id) from None
     except ConfigError as exc:
         raise ProtocolError("invalid_config", str(exc)) from None

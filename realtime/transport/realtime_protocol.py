@@ -14,24 +14,10 @@ from typing import Any
 
 import msgpack
 
+from ..session.errors import ClientError as ProtocolError
+
 MSGPACK_SUBPROTOCOL = "realtime.msgpack.v1"
 CONTEXT_ID_MAX = 128
-
-
-class ProtocolError(Exception):
-    """A recoverable client error: answered with an `error` event, the session stays open."""
-
-    def __init__(self, code: str, message: str, context_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.context_id = context_id
-
-    def event(self) -> dict[str, Any]:
-        event: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
-        if self.context_id is not None:
-            event["context_id"] = self.context_id
-        return event
 
 
 @dataclass(frozen=True)
