@@ -55,7 +55,7 @@ class ToneSettings(BaseModel):
 class PlannerSettings(BaseModel):
     """Chunk sizing: small first segment, then grow while the audio buffer stays ahead."""
 
-    first_min_chars: int = Field(default=8, ge=1)
+    first_min_chars: int = Field(default=3, ge=1)
     first_max_chars: int = Field(default=30, ge=1)
     loaded_first_max_chars: int = Field(default=12, ge=1)
     """First-chunk ceiling when the engine is saturated: it shrinks as jobs queue per worker."""

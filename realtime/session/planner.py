@@ -76,13 +76,25 @@ class ChunkPlanner:
         floor = min(cfg.loaded_first_max_chars, cfg.first_max_chars)
         return max(floor, int(cfg.first_max_chars / (1.0 + max(0.0, load))))
 
+    def first_min_chars(self, load: float) -> int:
+        """Floor for a first chunk: a lone "Sure," on an idle engine, more as workers fill up.
+
+        A tiny first chunk gives the fastest first audio but little buffer; under load the next
+        chunk waits for a worker, so the first must carry more audio to cover that wait.
+        """
+        cfg = self.config
+        loaded = max(cfg.first_min_chars, min(cfg.loaded_first_max_chars, cfg.first_max_chars))
+        return int(cfg.first_min_chars + (loaded - cfg.first_min_chars) * min(1.0, max(0.0, load)))
+
     def plan(self, buffered_s: float, *, low_latency: bool = False, load: float = 0.0) -> ChunkPlan:
         """Sizes for the next chunk given the audio already buffered ahead of the listener."""
         cfg = self.config
         if self.chunks_planned == 0 or buffered_s <= 0:
             # Nothing playing: get audio out as soon as possible.
             first_max = self.first_max_chars(load)
-            return ChunkPlan(min(cfg.first_min_chars, first_max), first_max, force=self.chunks_planned > 0)
+            return ChunkPlan(
+                min(self.first_min_chars(load), first_max), first_max, force=self.chunks_planned > 0
+            )
         affordable = cfg.safety * buffered_s * self.speed.value / self.audio_per_char.value
         grown = self._last_max * cfg.growth
         ceiling = cfg.first_max_chars if low_latency else cfg.max_chars

@@ -112,3 +112,10 @@ def test_first_chunk_shrinks_when_the_engine_is_saturated() -> None:
     assert p.plan(0.0, load=1.0).max_chars == 15  # every worker busy: half size
     assert p.plan(0.0, load=10.0).max_chars == 12
     assert p.plan(0.0, load=10.0).min_chars <= 12
+
+
+def test_first_chunk_minimum_grows_with_load() -> None:
+    p = planner(first_min_chars=3, first_max_chars=30, loaded_first_max_chars=12)
+    assert p.plan(0.0, load=0.0).min_chars == 3  # "Sure," may go alone on an idle engine
+    assert p.plan(0.0, load=0.5).min_chars == 7
+    assert p.plan(0.0, load=2.0).min_chars == 12  # under load the first chunk must cover the wait
