@@ -4,7 +4,7 @@
 
 Runs `realtime serve` (Piper) in a child process. Each trial opens a session,
 starts a long answer, and once audio flows streams a caller's sentence
-(synthesized by the same server, resampled to 16 kHz) in real-time 20 ms
+(piper-tts called directly, resampled to 16 kHz) in real-time 20 ms
 frames after 300 ms of silence. Onset = when a microphone would deliver the
 frame holding the first speech sample (its scheduled send time). Latency = arrival of the last audio frame of
 the interrupted context (the fade) − onset; also reported: stale frames
@@ -18,7 +18,6 @@ import asyncio
 import json
 import time
 
-import httpx
 import numpy as np
 import websockets
 
@@ -29,22 +28,18 @@ from .common import ServerProcess, long_text, percentile
 FRAME = 320  # 20 ms at 16 kHz
 
 
-def caller_speech(url: str) -> tuple[list[bytes], int]:
-    """20 ms pcm16 frames of silence + speech, and the index of the onset frame."""
-    r = httpx.post(
-        f"{url}/v1/audio/speech",
-        json={
-            "model": "tts-1",
-            "voice": "alloy",
-            "input": "Hold on, I have a question.",
-            "response_format": "pcm",
-        },
-        timeout=60,
-    )
-    r.raise_for_status()
-    pcm = np.frombuffer(r.content, "<i2").astype(np.float32) / 32768
-    resampler = StreamResampler(24000, 16000)
-    speech = np.concatenate([resampler.process(pcm), resampler.flush()])
+def caller_speech() -> tuple[list[bytes], int]:
+    """20 ms pcm16 frames of silence + a caller's sentence, and the index of the onset frame.
+
+    Synthesized by piper-tts directly (not through the gateway), so the stimulus does not change
+    when the gateway's segmentation does.
+    """
+    from .bench_rest import DirectPiper
+
+    voice = DirectPiper().voice
+    speech22k = np.concatenate([c.audio_float_array for c in voice.synthesize("Hold on, I have a question.")])
+    resampler = StreamResampler(voice.config.sample_rate, 16000)
+    speech = np.concatenate([resampler.process(speech22k), resampler.flush()])
     audio = np.concatenate([np.zeros(16000 * 3 // 10, np.float32), speech])
     pcm16 = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     frames = [pcm16[i : i + FRAME].tobytes() for i in range(0, pcm16.size - FRAME + 1, FRAME)]
@@ -108,7 +103,7 @@ def main() -> None:
     parser.add_argument("--min-speech-ms", default="60,80,150")
     args = parser.parse_args()
     with ServerProcess() as server:
-        frames, onset = caller_speech(server.url)
+        frames, onset = caller_speech()
         ws_url = server.url.replace("http", "ws", 1)
         print(
             "| min_speech_ms | barge-in latency p50 | p95 | speech.interrupted p50 | stale frames | missed |"

@@ -69,8 +69,8 @@ def main() -> None:
             print(f"{n} sessions (ramp-up {ramp:g} s): underruns {agg['underruns']}, TTFA p50 {agg['ttfa_p50_ms']} p95 {agg['ttfa_p95_ms']} ms, "
                   f"audio {audio_rate:.1f}x real time = {audio_rate / capacity:.0%} of capacity, errors {agg['errors']}")  # fmt: skip
         results["sweep"] = sweep
-        frames, onset = caller_speech(server.url)
-        barge = [asyncio.run(trial(ws, frames, onset, 80)) for _ in range(args.trials)]
+        frames, onset = caller_speech()
+        barge = [asyncio.run(trial(ws, frames, onset, 60)) for _ in range(args.trials)]
         ok = [b["latency_ms"] for b in barge if "latency_ms" in b]
         results["barge_in"] = {"p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95), "missed": len(barge) - len(ok),
                                "stale_frames": sum(b.get("stale_frames", 0) for b in barge)}  # fmt: skip
@@ -90,7 +90,7 @@ def main() -> None:
         print(f"| {r['sessions']} | {starts} | {r['underruns']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms "
               f"| {r['ttfa_p95_ms']} ms | {r['audio_rate_x']:.1f}x | {r['utilisation']:.0%} | {r['errors']} |")  # fmt: skip
     print(
-        f"\nbarge-in (min_speech_ms 80): p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms, "  # type: ignore[index]
+        f"\nbarge-in (min_speech_ms 60): p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms, "  # type: ignore[index]
         f"missed {b['missed']}, stale frames {b['stale_frames']}"
     )  # type: ignore[index]
     print(

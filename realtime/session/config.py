@@ -41,7 +41,7 @@ class InputAudioConfig:
 class BargeInConfig:
     enabled: bool = True
     aggressiveness: int = 2
-    min_speech_ms: int = 80
+    min_speech_ms: int = 60
     """Speech must last this long before it interrupts: the barge-in latency floor (see BENCHMARKS.md)."""
 
 
