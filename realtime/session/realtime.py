@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
+import secrets
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -504,4 +504,5 @@ def _full_frame(pcm: np.ndarray, frame: int) -> np.ndarray:
 
 
 def new_session_id() -> str:
-    return f"sess_{int(time.time() * 1000):x}{np.random.randint(0, 1 << 24):06x}"
+    """Unguessable: the id is the handle the session control API drives a session by."""
+    return f"sess_{secrets.token_urlsafe(16)}"

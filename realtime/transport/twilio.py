@@ -31,6 +31,7 @@ from .websocket import CLOSE_POLICY, Connection, serve_session
 
 log = logging.getLogger(__name__)
 
+MAX_SESSION_ID = 128
 TWILIO_LEAD_MS = 100.0
 """Twilio plays what it receives; a small lead absorbs network jitter without delaying barge-in."""
 
@@ -85,6 +86,9 @@ async def twilio_endpoint(websocket: WebSocket) -> None:
     session_id = str(params.get("session_id") or stream_sid or "")
     if not stream_sid or not session_id:
         await websocket.close(code=CLOSE_POLICY, reason="start without a streamSid")
+        return
+    if len(session_id) > MAX_SESSION_ID:
+        await websocket.close(code=CLOSE_POLICY, reason=f"session_id longer than {MAX_SESSION_ID} characters")
         return
     if session_id in gw.sessions:
         await websocket.close(code=CLOSE_POLICY, reason=f"session '{session_id}' already exists")

@@ -254,3 +254,14 @@ def test_control_api_requires_the_sessions_key() -> None:
 
     with LiveServer(engines=["tone"], api_keys=["k1", "k2"]) as live:
         asyncio.run(main(live))
+
+
+def test_overlong_session_id_is_refused(server: LiveServer) -> None:
+    async def main() -> None:
+        async with websockets.connect(ws_url(server, "/v1/telephony/twilio")) as ws:
+            await ws.send(tw.start("MZ-long", session_id="x" * 129))
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1008 and "128" in ws.close_reason
+
+    asyncio.run(main())
