@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 
 import httpx
 
@@ -70,42 +69,3 @@ def percentile(values: list[float], p: float) -> float:
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-@dataclass
-class StreamTrace:
-    """Arrival times of a PCM stream, to judge whether playback would ever stall."""
-
-    bytes_per_second: float
-    started: float
-    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (time, cumulative bytes before chunk)
-    total_bytes: int = 0
-
-    def add(self, now: float, size: int) -> None:
-        self.arrivals.append((now, self.total_bytes))
-        self.total_bytes += size
-
-    @property
-    def ttfa(self) -> float:
-        return self.arrivals[0][0] - self.started if self.arrivals else float("nan")
-
-    @property
-    def total_s(self) -> float:
-        return self.arrivals[-1][0] - self.started if self.arrivals else float("nan")
-
-    @property
-    def audio_s(self) -> float:
-        return self.total_bytes / self.bytes_per_second
-
-    def underruns(self, tolerance_s: float = 0.02) -> tuple[int, float]:
-        """Chunks that arrived after real-time playback (from the first byte) needed them."""
-        if not self.arrivals:
-            return 0, 0.0
-        t0, count, worst, shift = self.arrivals[0][0], 0, 0.0, 0.0
-        for now, before in self.arrivals[1:]:
-            late = (now - t0 - shift) - before / self.bytes_per_second
-            if late > tolerance_s:
-                count += 1
-                worst = max(worst, late)
-                shift += late
-        return count, worst

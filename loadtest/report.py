@@ -56,19 +56,26 @@ class FrameTrace:
             out.append(abs((t1 - t0) - size0 / self.bytes_per_second) * 1e3)
         return out
 
-    def underruns(self, tolerance_s: float = LATE_TOLERANCE_S) -> tuple[int, float]:
-        """(late frames, total stall ms) under continuous real-time playback from the first frame."""
+    def stalls_s(self, tolerance_s: float = LATE_TOLERANCE_S) -> list[float]:
+        """How late each late frame was, under real-time playback from the first frame.
+
+        The player waits for a late frame, then plays on: one stall counts once.
+        """
         if not self.arrivals:
-            return 0, 0.0
-        start, played, count, late_total = self.arrivals[0][0], 0.0, 0, 0.0
+            return []
+        start, played, stalls = self.arrivals[0][0], 0.0, []
         for now, size in self.arrivals:
             late = now - (start + played)
             if late > tolerance_s:
-                count += 1
-                late_total += late
-                start += late  # the player waits for this frame, then plays on
+                stalls.append(late)
+                start += late
             played += size / self.bytes_per_second
-        return count, late_total * 1e3
+        return stalls
+
+    def underruns(self, tolerance_s: float = LATE_TOLERANCE_S) -> tuple[int, float]:
+        """(late frames, total stall ms) under continuous real-time playback from the first frame."""
+        stalls = self.stalls_s(tolerance_s)
+        return len(stalls), sum(stalls) * 1e3
 
 
 def rtf(traces: Sequence[FrameTrace]) -> float | None:
