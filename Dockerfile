@@ -6,12 +6,14 @@ ARG GPU=0
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     REALTIME_HOST=0.0.0.0 \
-    REALTIME_PORT=8000
+    REALTIME_PORT=8000 \
+    REALTIME_WEB_DIR=/app/web
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY realtime ./realtime
 COPY loadtest ./loadtest
+COPY web ./web
 
 RUN python -m venv /app/.venv \
  && /app/.venv/bin/pip install --upgrade pip \

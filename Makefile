@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint bench clean
+.PHONY: serve test install lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ lint: install
 	$(BIN)/ruff check realtime tests loadtest
 	$(BIN)/ruff format --check realtime tests loadtest
 
-test: install
+# The browser tests drive Debian's Chromium (playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
+test: install chromium
 	$(BIN)/ruff check realtime tests loadtest
 	$(BIN)/python -m pytest -q
 

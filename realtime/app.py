@@ -5,19 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from .control import health
 from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
-from .transport import rest, sessions_api, twilio, websocket
+from .transport import rest, sessions_api, twilio, webrtc, websocket
 from .transport.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,20 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def web_dir(settings: Settings) -> Path | None:
+    """The browser page's folder: the setting, else `web/` beside the package (a source checkout)."""
+    folder = settings.web_dir or Path(__file__).resolve().parent.parent / "web"
+    return folder if (folder / "index.html").is_file() else None
+
+
 async def index(request: Request) -> Response:
+    folder = web_dir(request.app.state.gateway.settings)
+    if folder is None:
+        return await info(request)
+    return FileResponse(folder / "index.html", headers={"cache-control": "no-cache"})
+
+
+async def info(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     return JSONResponse(
         {
@@ -53,6 +68,10 @@ async def index(request: Request) -> Response:
             "ready": gw.ready,
             "endpoints": [
                 "/v1/audio/speech",
+                "/v1/realtime",
+                "/v1/webrtc/offer",
+                "/v1/telephony/twilio",
+                "/v1/sessions/{session_id}",
                 "/v1/models",
                 "/v1/audio/voices",
                 "/health",
@@ -74,23 +93,33 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         try:
             yield
         finally:
+            await app.state.webrtc_peers.close_all()
             await gw.stop()
 
     app = Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
+            Route("/v1/info", info, methods=["GET"]),
             *health.routes,
             *rest.routes,
             *websocket.routes,
             *twilio.routes,
             *sessions_api.routes,
+            *webrtc.routes,
+            *_static_mount(settings),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.gateway = gw
+    app.state.webrtc_peers = webrtc.WebRtcPeers()
     app.add_middleware(GatewayMiddleware, gateway=gw)
     return app
+
+
+def _static_mount(settings: Settings) -> list[Mount]:
+    folder = web_dir(settings)
+    return [Mount("/web", app=StaticFiles(directory=folder), name="web")] if folder else []
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:

@@ -20,7 +20,9 @@ from .logs import request_id
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health", "/ready"})
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/"})
+PUBLIC_PREFIXES = ("/web/",)
+"""The browser page and its assets: it asks for the API key itself."""
 
 
 def _route_label(scope: Scope) -> str:
@@ -41,7 +43,7 @@ class GatewayMiddleware:
         rid = headers.get("x-request-id") or uuid.uuid4().hex[:16]
         request_id.set(rid)
         path = scope["path"]
-        if path not in PUBLIC_PATHS and self.gateway.auth.enabled:
+        if self.gateway.auth.enabled and path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES):
             key = extract_key(headers, QueryParams(scope.get("query_string", b"").decode("latin-1")))
             if not self.gateway.auth.check(key):
                 await self._deny(scope, receive, send)

@@ -72,6 +72,11 @@ class PlannerSettings(BaseModel):
     max_inflight: int = Field(default=2, ge=1, le=8)
 
 
+class WebRtcSettings(BaseModel):
+    ice_servers: list[str] = []
+    """STUN/TURN URLs offered to aiortc; empty: host candidates only (LAN, loopback, a public IP)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REALTIME_", env_nested_delimiter="__", extra="ignore")
 
@@ -109,6 +114,9 @@ class Settings(BaseSettings):
     piper: PiperSettings = PiperSettings()
     tone: ToneSettings = ToneSettings()
     planner: PlannerSettings = PlannerSettings()
+    webrtc: WebRtcSettings = WebRtcSettings()
+    web_dir: Path | None = None
+    """The browser page served at `/`; empty: the `web/` folder beside the package (if present)."""
 
     @field_validator("engines")
     @classmethod

@@ -27,6 +27,7 @@ from ..gateway import Gateway
 from ..session.realtime import RealtimeSession, SessionError
 from .commands import apply_command
 from .errors import ApiError
+from .json_body import read_json_object
 from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,6 @@ def _session_for_text(request: Request) -> RealtimeSession:
     return session
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
-
-
 def _run(session: RealtimeSession, message: dict[str, Any], max_text: int) -> None:
     try:
         apply_command(session, parse_command(message, max_text_chars=max_text))
@@ -83,7 +71,7 @@ async def get_session(request: Request) -> Response:
 async def post_text(request: Request) -> Response:
     """`{"text", "context_id"?, "flush"?, "done"?}`: append text (then flush or finish the context)."""
     session = _session_for_text(request)
-    body = await _body(request)
+    body = await read_json_object(request)
     gw: Gateway = request.app.state.gateway
     context_id = body.get("context_id")
     _run(
@@ -101,7 +89,7 @@ async def post_text(request: Request) -> Response:
 
 async def post_command(request: Request) -> Response:
     session = _session_for_text(request)
-    body = await _body(request)
+    body = await read_json_object(request)
     action = request.path_params["action"]
     if action not in REST_COMMANDS:
         raise ApiError(404, f"unknown session action '{action}'", code="not_found")

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -113,11 +113,21 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
         await serve_session(gw, session, conn)
 
 
-Receiver = Callable[[Gateway, RealtimeSession, "Connection"], Awaitable[tuple[int, str] | None]]
+class SessionTransport(Protocol):
+    """What a session is served over: a WebSocket, a Twilio stream, a WebRTC peer."""
+
+    async def send_event(self, event: dict[str, Any]) -> None: ...
+
+    async def send_audio(self, data: bytes, context_id: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+Receiver = Callable[[Gateway, RealtimeSession, Any], Awaitable[tuple[int, str] | None]]
 
 
 async def serve_session(
-    gw: Gateway, session: RealtimeSession, conn: Connection, *, receive: Receiver | None = None
+    gw: Gateway, session: RealtimeSession, conn: SessionTransport, *, receive: Receiver | None = None
 ) -> None:
     """Run a session on a connection until either side ends it; `receive` reads the client's frames."""
     session_id_var.set(session.id)
