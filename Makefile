@@ -5,23 +5,35 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+TORCH ?= torch==2.13.0
+# A portable llama.cpp build (no -march=native), so the wheel runs on any x86-64 machine.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: serve test install lint bench clean chromium
+.PHONY: serve test install install-test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
 
+# torch first, pinned: any looser spec would pull a CUDA build of several GB on a CPU machine.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q '$(TORCH)'
+	$(BIN)/pip install -q -e '.[test,orpheus]'
+	touch $(STAMP) $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 serve: install
 	$(BIN)/realtime serve $(ARGS)
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check realtime tests loadtest
 	$(BIN)/ruff format --check realtime tests loadtest
 
@@ -31,7 +43,7 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
-test: install chromium
+test: install-test chromium
 	$(BIN)/ruff check realtime tests loadtest
 	$(BIN)/python -m pytest -q
 

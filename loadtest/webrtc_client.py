@@ -43,7 +43,8 @@ class PcmMicrophone(MediaStreamTrack):
             raise MediaStreamError
         if self.started_at is None:
             self.started_at = time.monotonic()
-        due = self.started_at + self.index * self.step / self.rate
+        # Like a real microphone, a frame is delivered once its 20 ms have been captured.
+        due = self.started_at + (self.index + 1) * self.step / self.rate
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         start = self.index * self.step
         chunk = self.pcm[start : start + self.step]

@@ -76,6 +76,8 @@ class SynthesisJob:
     deadline: float = 0.0
     """Monotonic time at which the session's buffered audio runs out."""
     session_id: str = ""
+    low_latency: bool = False
+    """The session asked for `latency: "low"`: engines that can trade throughput for latency do."""
     cancel: CancelToken = field(default_factory=CancelToken)
 
 

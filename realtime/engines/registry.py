@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 FACTORIES: dict[str, str] = {
     "piper": "realtime.engines.piper:PiperEngine",
     "tone": "realtime.engines.tone:ToneEngine",
+    "orpheus": "realtime.engines.orpheus.engine:OrpheusEngine",
 }
 
 

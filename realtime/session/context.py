@@ -202,7 +202,14 @@ class SpeechContext:
     def _start_job(self, text: str, deadline: float) -> None:
         job = _Job(
             segment_id=self._next_segment_id,
-            job=SynthesisJob(text, self.voice, self.speed, deadline=deadline, session_id=self.session_id),
+            job=SynthesisJob(
+                text,
+                self.voice,
+                self.speed,
+                deadline=deadline,
+                session_id=self.session_id,
+                low_latency=self.low_latency,
+            ),  # fmt: skip
             submitted_at=self.clock.now(),
         )
         self._next_segment_id += 1

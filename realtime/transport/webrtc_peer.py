@@ -43,22 +43,34 @@ DISCONNECTED_GRACE_S = 5.0
 _CLOSED = object()
 
 
-def shorten_uplink_jitter_buffer(pc: RTCPeerConnection, track: MediaStreamTrack) -> bool:
-    """Let microphone frames through as soon as they are complete.
+class PassThroughAudioBuffer:
+    """A jitter buffer that hands each audio packet on at once: one Opus packet is one whole frame.
 
-    aiortc's audio receiver holds 4 frames (80 ms) back before decoding; for the
-    uplink that is pure barge-in latency (the VAD does not care about a late or
-    missing packet). aiortc has no option for it, so the receiver's buffer is
-    swapped for one without prefetch; if aiortc changes, this logs and does nothing.
+    aiortc's own holds 4 frames back (prefetch) and releases a frame only when the next
+    one has arrived: 100 ms of barge-in latency the VAD does not need (a late or lost
+    microphone packet costs it nothing). Packets are passed on in arrival order.
     """
-    from aiortc.jitterbuffer import JitterBuffer
 
+    capacity = 16
+
+    def add(self, packet: Any) -> tuple[bool, Any]:
+        from aiortc.jitterbuffer import JitterFrame
+
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
+def shorten_uplink_jitter_buffer(pc: RTCPeerConnection, track: MediaStreamTrack) -> bool:
+    """Swap the microphone receiver's jitter buffer for `PassThroughAudioBuffer`.
+
+    aiortc has no option for it, so this sets the receiver's private buffer; if aiortc
+    changes, it logs and does nothing (barge-in is then ~100 ms slower).
+    """
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
         if receiver.track is track and hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):
-            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=0)  # type: ignore[attr-defined]
+            receiver._RTCRtpReceiver__jitter_buffer = PassThroughAudioBuffer()  # type: ignore[attr-defined]
             return True
-    log.warning("could not shorten the uplink jitter buffer; barge-in may be ~60 ms slower")
+    log.warning("could not replace the uplink jitter buffer; barge-in may be ~100 ms slower")
     return False
 
 
