@@ -32,15 +32,9 @@ import torch
 from torch import nn
 
 from realtime.engines.orpheus.codes import CODEBOOK_SIZE, SAMPLE_RATE, SAMPLES_PER_FRAME, frames_to_levels
-from realtime.engines.orpheus.snac_decoder import (
-    SnacBatcher,
-    SnacStream,
-    WindowPlanner,
-    decode_all,
-    decode_stream_offline,
-    decode_windows,
-    load_snac,
-)
+from realtime.engines.orpheus.snac_batcher import SnacBatcher
+from realtime.engines.orpheus.snac_model import decode_all, decode_windows, load_snac
+from realtime.engines.orpheus.snac_stream import SnacStream, WindowPlanner, decode_stream_offline
 
 from .report import write_json
 

@@ -101,7 +101,8 @@ class OrpheusEngine:
     async def start(self) -> None:
         import asyncio
 
-        from .snac_decoder import SnacBatcher, load_snac
+        from .snac_batcher import SnacBatcher
+        from .snac_model import load_snac
 
         started = time.perf_counter()
         await self.generator.start()
@@ -134,7 +135,7 @@ class OrpheusEngine:
         return self._speak(job)
 
     async def _speak(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
-        from .snac_decoder import SnacStream, WindowPlanner
+        from .snac_stream import SnacStream, WindowPlanner
 
         assert self.batcher is not None
         config = self.config

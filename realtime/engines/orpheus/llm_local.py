@@ -28,7 +28,7 @@ Measured on 2 shared x86-64 cores (portable AVX2 build, 1 thread, best of 3,
 other work running), total tokens/s for N requests of 210 tokens (35 for the
 largest model) served together in one batch vs. one after another:
 
-    python -m realtime.engines.orpheus.llm_local MODEL.gguf --threads 1 [--tokens 35 --repeat 1]
+    python -m loadtest.bench_llm MODEL.gguf --threads 1 [--tokens 35 --repeat 1]
 
     random model (tests/gguf_models.py)          N=1     N=2     N=4     N=8
     64 dims, 2 layers, f16, 8.5 MB     batched   1494    1213    1683    1809
@@ -46,7 +46,6 @@ more one decode step is a pass over the weights, and N sequences share it
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ctypes
 import heapq
@@ -639,75 +638,3 @@ class LlamaCppGenerator:
             self._finish(seq, "completed")
         elif seq.buffered >= self.max_buffered:
             seq.paused = True
-
-
-async def _bench(
-    model: Path, sequences: list[int], tokens: int, threads: int | None, gpu_layers: int, repeat: int
-) -> None:
-    """Total tokens/s for N seeded requests served together in one batch vs. one after another.
-
-    Best of `repeat` runs each, in wall time and per CPU-second of this process: on a shared
-    machine the best run is the one least disturbed by other work.
-    """
-    generator = LlamaCppGenerator(
-        model,
-        max_sequences=max(sequences),
-        n_ctx=max(sequences) * (tokens + 64),
-        n_threads=threads,
-        n_gpu_layers=gpu_layers,
-    )
-    await generator.start()
-    text = codes.format_prompt("Hello there, how are you?", "tara")
-
-    async def one(seed: int) -> int:
-        request = GenerationRequest(prompt=text, max_tokens=tokens, seed=seed)
-        return len([n async for n in generator.generate(request)])
-
-    async def together(n: int) -> int:
-        return sum(await asyncio.gather(*(one(i) for i in range(n))))
-
-    async def one_by_one(n: int) -> int:
-        return sum([await one(i) for i in range(n)])
-
-    async def best(run: Any, n: int) -> tuple[float, float]:
-        wall_rate = cpu_rate = 0.0
-        for _ in range(repeat):
-            wall, cpu = time.perf_counter(), time.process_time()
-            count = await run(n)
-            wall_rate = max(wall_rate, count / (time.perf_counter() - wall))
-            cpu_rate = max(cpu_rate, count / max(time.process_time() - cpu, 1e-9))
-        return wall_rate, cpu_rate
-
-    try:
-        await one(0)  # warm caches and thread pools
-        for n in sequences:
-            steps = generator.stats.decode_steps
-            batched = await best(together, n)
-            steps = (generator.stats.decode_steps - steps) // repeat
-            serial = await best(one_by_one, n)
-            logger.info(
-                "N=%d: batched %7.1f tok/s (%7.1f per CPU-s, %d steps), one at a time %7.1f tok/s (%7.1f per CPU-s)",
-                n,
-                *batched,
-                steps,
-                *serial,
-            )
-    finally:
-        await generator.stop()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark batched vs. sequential Orpheus token generation.")
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--sequences", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--tokens", type=int, default=210)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--gpu-layers", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    asyncio.run(_bench(args.model, args.sequences, args.tokens, args.threads, args.gpu_layers, args.repeat))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
 """The Orpheus SNAC decoder: checkpoint loading, streaming windows and seams, batching, window planning.
 
-All on tiny random SNAC models (tests/snac_models.py) with the real 24 kHz strides.
+Covers `snac_model`, `snac_stream` and `snac_batcher` together (they share the
+model fixtures), all on tiny random SNAC models (tests/snac_models.py) with the real 24 kHz strides.
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from realtime.engines.orpheus.codes import SAMPLES_PER_FRAME, frames_to_levels
-from realtime.engines.orpheus.snac_decoder import (
-    SnacBatcher,
-    SnacStream,
-    WindowPlanner,
+from realtime.engines.orpheus.snac_batcher import SnacBatcher
+from realtime.engines.orpheus.snac_model import (
     decode_all,
-    decode_stream_offline,
     decode_windows,
     load_snac,
     remove_weight_norm,
     set_noise_mode,
 )
+from realtime.engines.orpheus.snac_stream import SnacStream, WindowPlanner, decode_stream_offline
 from tests.snac_models import TINY_CONFIG, random_frames, tiny_snac, write_checkpoint
 
 F = SAMPLES_PER_FRAME
