@@ -63,9 +63,50 @@ class _Slot:
     interrupted: bool = False
     text_done: bool = False
     first_sent_at: float | None = None
+    held: list[Any] = field(default_factory=list)
+    """Audio and events held back by a `StartupHold`, in order."""
 
     def sent_ms(self) -> float:
         return self.sent_samples * 1000.0 / self.output.sample_rate
+
+
+class StartupHold:
+    """Under load, hold a context's first audio back until its second segment is coming.
+
+    On a saturated engine the next segment waits for a worker (jobs are not preemptible),
+    and a short first segment can play out before it arrives: a stutter a fraction of a
+    second into the answer. When the engine is saturated as the first audio arrives, the
+    audio is held until the second segment's audio arrives, the context ends, or
+    `max_s` passes: a slightly later start instead of a gap. On an idle engine nothing is
+    held, so the time to first audio of a lone session is unchanged. Pure: times are passed in.
+    """
+
+    def __init__(self, max_s: float) -> None:
+        self.max_s = max_s
+        self.decided = False
+        self._segments = 0
+        self._until: float | None = None
+
+    def decide(self, now: float, *, saturated: bool) -> None:
+        self.decided = True
+        if saturated and self.max_s > 0:
+            self._until = now + self.max_s
+
+    def segment_started(self) -> None:
+        self._segments += 1
+
+    def audio_arrived(self) -> None:
+        if self._segments >= 2:
+            self._until = None  # the second segment's audio is here: the gap is covered
+
+    def holding(self) -> bool:
+        return self._until is not None
+
+    def remaining(self, now: float) -> float | None:
+        return None if self._until is None else max(0.0, self._until - now)
+
+    def release(self) -> None:
+        self._until = None
 
 
 @dataclass(frozen=True)
@@ -304,6 +345,7 @@ class RealtimeSession:
         # Fade out the audio that was about to play, so the cut does not click.
         upcoming = np.concatenate([f.pcm for f in dropped] + [slot.pending]) if dropped else slot.pending
         slot.pending = np.zeros(0, np.int16)
+        slot.held.clear()
         fade_len = min(upcoming.size, int(slot.output.sample_rate * FADE_MS / 1000))
         if slot.sent_samples and fade_len:
             ramp = np.cos(np.linspace(0.0, np.pi / 2, fade_len, dtype=np.float32))
@@ -423,31 +465,78 @@ class RealtimeSession:
 
     async def _speak(self, slot: _Slot) -> None:
         ctx = slot.context
-        async for event in ctx.events():
-            if slot.interrupted:
-                continue  # drain: nothing of an interrupted context goes out
-            if isinstance(event, AudioOut):
-                pcm = float_to_int16(slot.resampler.process(event.samples))
-                await self._queue_frames(slot, pcm, final=False)
-            elif isinstance(event, SegmentStarted):
-                self.emit({"type": "segment.started", "context_id": slot.id, "segment_id": event.segment_id,
-                           "text": event.text})  # fmt: skip
-            elif isinstance(event, SegmentDone):
-                self.emit({"type": "segment.done", "context_id": slot.id, "segment_id": event.segment_id,
-                           "audio_ms": round(event.audio_ms, 1)})  # fmt: skip
-                if self.config.metrics:
-                    self.emit(self._metrics_event(slot))
-            elif isinstance(event, ContextError):
-                self.emit(
-                    {"type": "error", "code": event.code, "message": event.message, "context_id": slot.id}
-                )
-            elif isinstance(event, ContextDone):
-                tail = float_to_int16(slot.resampler.flush())
-                await self._queue_frames(slot, tail, final=True)
+        events = ctx.events()
+        upcoming: asyncio.Future[Any] | None = None
+        hold = StartupHold(self.gateway.settings.planner.loaded_start_hold_ms / 1000.0)
+        try:
+            while True:
+                if upcoming is None:
+                    upcoming = asyncio.ensure_future(anext(events))
+                timeout = hold.remaining(self.clock.now())
+                done, _ = await asyncio.wait({upcoming}, timeout=timeout)
+                if not done:  # held long enough: start playback with what we have
+                    hold.release()
+                    await self._replay_held(slot)
+                    continue
+                try:
+                    event = upcoming.result()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    upcoming = None
+                await self._on_event(slot, event, hold)
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
+                with contextlib.suppress(BaseException):
+                    await upcoming
+            await events.aclose()
         if not slot.interrupted:
             self.emit(
                 {"type": "context.done", "context_id": slot.id, "audio_ms": round(self._queued_ms(slot), 1)}
             )
+
+    async def _on_event(self, slot: _Slot, event: object, hold: StartupHold) -> None:
+        if slot.interrupted:
+            return  # drain: nothing of an interrupted context goes out
+        out: np.ndarray | dict[str, Any] | None = None
+        if isinstance(event, AudioOut):
+            out = float_to_int16(slot.resampler.process(event.samples))
+            if slot.sent_samples == 0 and not hold.decided:
+                hold.decide(self.clock.now(), saturated=self._selection.engine.load >= 1.0)
+            hold.audio_arrived()
+        elif isinstance(event, SegmentStarted):
+            hold.segment_started()
+            out = {"type": "segment.started", "context_id": slot.id, "segment_id": event.segment_id,
+                   "text": event.text}  # fmt: skip
+        elif isinstance(event, SegmentDone):
+            out = {"type": "segment.done", "context_id": slot.id, "segment_id": event.segment_id,
+                   "audio_ms": round(event.audio_ms, 1)}  # fmt: skip
+        elif isinstance(event, ContextError):
+            out = {"type": "error", "code": event.code, "message": event.message, "context_id": slot.id}
+        elif isinstance(event, ContextDone):
+            hold.release()
+        if hold.holding():
+            slot.held.append(out)  # in order, audio and events alike: replayed on release
+            return
+        await self._replay_held(slot)
+        if out is not None:
+            await self._output(slot, out)
+        if isinstance(event, SegmentDone) and self.config.metrics:
+            self.emit(self._metrics_event(slot))
+        if isinstance(event, ContextDone):
+            tail = float_to_int16(slot.resampler.flush())
+            await self._queue_frames(slot, tail, final=True)
+
+    async def _output(self, slot: _Slot, item: np.ndarray | dict[str, Any]) -> None:
+        if isinstance(item, dict):
+            self.emit(item)
+        else:
+            await self._queue_frames(slot, item, final=False)
+
+    async def _replay_held(self, slot: _Slot) -> None:
+        while slot.held and not slot.interrupted:
+            await self._output(slot, slot.held.pop(0))
 
     def _queued_ms(self, slot: _Slot) -> float:
         return slot.context.stats.audio_samples * 1000.0 / slot.context.sample_rate
