@@ -47,3 +47,22 @@ def decode(data: bytes, fmt: str, sample_rate: int = 24000) -> Decoded:
     if np.abs(samples).max(initial=0) > 2:  # integer sample formats
         samples = samples / 32768.0
     return Decoded(samples, rate, channels)
+
+
+def piper_speech(base_url: str, text: str, sample_rate: int = 24000) -> np.ndarray:
+    """Real speech (float32 mono at `sample_rate`), synthesized by Piper through the REST API."""
+    import httpx
+
+    from realtime.audio.resample import StreamResampler
+
+    response = httpx.post(
+        f"{base_url}/v1/audio/speech",
+        json={"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    speech = np.frombuffer(response.content, "<i2").astype(np.float32) / 32768
+    if sample_rate != 24000:
+        resampler = StreamResampler(24000, sample_rate)
+        speech = np.concatenate([resampler.process(speech), resampler.flush()])
+    return speech

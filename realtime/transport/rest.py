@@ -29,6 +29,7 @@ from ..gateway import Gateway
 from ..session.context import SpeechContext
 from ..session.events import AudioOut, ContextError
 from .errors import ApiError
+from .json_body import read_json_object
 from .speech_request import EXTRA_FORMATS, SpeechRequest, parse_speech_request
 from .streaming import ClosingStreamingResponse
 
@@ -41,18 +42,10 @@ def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-async def _json_body(request: Request) -> object:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from None
-
-
 async def speech(request: Request) -> Response:
     started = time.monotonic()
     gw = _gateway(request)
-    req = parse_speech_request(await _json_body(request), max_input_chars=gw.settings.max_input_chars)
+    req = parse_speech_request(await read_json_object(request), max_input_chars=gw.settings.max_input_chars)
     try:
         selection = gw.voices.resolve(req.model, req.voice)
     except UnknownModel as exc:

@@ -12,12 +12,11 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from realtime.audio.resample import StreamResampler
+from tests.audio_check import piper_speech
 from tests.server import LiveServer, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,20 +43,7 @@ def page_server() -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def microphones(page_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("mic")
-    response = httpx.post(
-        f"{page_server.url}/v1/audio/speech",
-        json={
-            "model": "piper",
-            "input": "Wait, stop, I have a question about that.",
-            "voice": "alloy",
-            "response_format": "pcm",
-        },
-        timeout=60,
-    )
-    assert response.status_code == 200
-    speech = np.frombuffer(response.content, "<i2").astype(np.float32) / 32768
-    resampler = StreamResampler(24000, 48000)
-    speech = np.concatenate([resampler.process(speech), resampler.flush()])
+    speech = piper_speech(page_server.url, "Wait, stop, I have a question about that.", 48000)
     caller = np.concatenate([np.zeros(int(48000 * SPEECH_AT_S), np.float32), speech,
                              np.zeros(48000 * 10, np.float32)])  # fmt: skip
     return {

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import numpy as np
 import pytest
 
 from realtime.audio.g711 import mulaw_encode
-from realtime.audio.pcm import float_to_int16, int16_bytes_to_float
+from realtime.audio.pcm import float_to_int16
 from realtime.audio.resample import StreamResampler
+from tests.audio_check import piper_speech
 from tests.realtime_client import Audio, RealtimeClient, run, session
 from tests.server import LiveServer
 
@@ -27,18 +27,7 @@ LONG = "This tone context keeps speaking until the listener talks over it. " * 4
 @pytest.fixture(scope="module")
 def speech_24k(server: LiveServer) -> np.ndarray:
     """Real speech (float32, 24 kHz), synthesized by Piper through the REST API."""
-    response = httpx.post(
-        f"{server.url}/v1/audio/speech",
-        json={
-            "model": "tts-1",
-            "voice": "alloy",
-            "input": "Wait, stop, I have a question!",
-            "response_format": "pcm",
-        },
-        timeout=60,
-    )
-    assert response.status_code == 200, response.text
-    speech = int16_bytes_to_float(response.content)
+    speech = piper_speech(server.url, "Wait, stop, I have a question!")
     assert speech.size > 24000, "at least a second of speech"
     return speech
 

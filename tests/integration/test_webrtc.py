@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from loadtest.webrtc_client import WebRtcClient
-from realtime.audio.resample import StreamResampler
+from tests.audio_check import piper_speech
 from tests.server import LiveServer, wait_for
 
 
@@ -98,20 +98,7 @@ def test_context_cancel_stops_audio_at_once(rtc_server: LiveServer) -> None:
 
 def _caller_speech_48k(server: LiveServer) -> np.ndarray:
     """Silence, then real speech (Piper through the REST API), as int16 at 48 kHz."""
-    response = httpx.post(
-        f"{server.url}/v1/audio/speech",
-        json={
-            "model": "piper",
-            "input": "Hold on, I have a question about that.",
-            "voice": "en_US-joe-medium",
-            "response_format": "pcm",
-        },  # fmt: skip
-        timeout=60,
-    )
-    assert response.status_code == 200
-    speech = np.frombuffer(response.content, "<i2").astype(np.float32) / 32768
-    resampler = StreamResampler(24000, 48000)
-    speech = np.concatenate([resampler.process(speech), resampler.flush()])
+    speech = piper_speech(server.url, "Hold on, I have a question about that.", 48000)
     audio = np.concatenate([np.zeros(int(48000 * 1.5), np.float32), speech])
     return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
 
