@@ -28,8 +28,8 @@ from .common import ServerProcess, long_text, percentile
 FRAME = 320  # 20 ms at 16 kHz
 
 
-def caller_speech() -> tuple[list[bytes], int]:
-    """20 ms pcm16 frames of silence + a caller's sentence, and the index of the onset frame.
+def caller_pcm(rate: int, silence_s: float, tail_s: float = 0.0) -> tuple[np.ndarray, int]:
+    """Silence, a caller's sentence, silence: int16 at `rate`, and the sample where speech starts.
 
     Synthesized by piper-tts directly (not through the gateway), so the stimulus does not change
     when the gateway's segmentation does.
@@ -37,14 +37,20 @@ def caller_speech() -> tuple[list[bytes], int]:
     from .bench_rest import DirectPiper
 
     voice = DirectPiper().voice
-    speech22k = np.concatenate([c.audio_float_array for c in voice.synthesize("Hold on, I have a question.")])
-    resampler = StreamResampler(voice.config.sample_rate, 16000)
-    speech = np.concatenate([resampler.process(speech22k), resampler.flush()])
-    audio = np.concatenate([np.zeros(16000 * 3 // 10, np.float32), speech])
-    pcm16 = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    frames = [pcm16[i : i + FRAME].tobytes() for i in range(0, pcm16.size - FRAME + 1, FRAME)]
+    speech = np.concatenate([c.audio_float_array for c in voice.synthesize("Hold on, I have a question.")])
+    resampler = StreamResampler(voice.config.sample_rate, rate)
+    speech = np.concatenate([resampler.process(speech), resampler.flush()])
+    audio = np.concatenate([np.zeros(int(rate * silence_s), np.float32), speech,
+                            np.zeros(int(rate * tail_s), np.float32)])  # fmt: skip
     loud = np.flatnonzero(np.abs(audio) > 1e-3)  # -60 dBFS: the silence before it is exact zeros
-    return frames, int(loud[0]) // FRAME
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), int(loud[0])
+
+
+def caller_speech() -> tuple[list[bytes], int]:
+    """20 ms pcm16 frames at 16 kHz of 300 ms silence + a caller's sentence, and the onset frame's index."""
+    pcm16, onset = caller_pcm(16000, 0.3)
+    frames = [pcm16[i : i + FRAME].astype("<i2").tobytes() for i in range(0, pcm16.size - FRAME + 1, FRAME)]
+    return frames, onset // FRAME
 
 
 async def trial(ws_url: str, frames: list[bytes], onset: int, min_speech_ms: int) -> dict[str, float]:

@@ -23,8 +23,7 @@ import time
 import numpy as np
 import websockets
 
-from realtime.audio.resample import StreamResampler
-
+from .bench_bargein import caller_pcm
 from .common import ServerProcess, long_text, percentile
 from .webrtc_client import SILENCE_DBOV, WebRtcClient
 
@@ -74,19 +73,6 @@ async def ttfa_webrtc(url: str, text: str) -> tuple[float, list[float]]:
         await client.close()
 
 
-def caller_speech_48k() -> tuple[np.ndarray, int]:
-    from .bench_rest import DirectPiper
-
-    voice = DirectPiper().voice
-    speech = np.concatenate([c.audio_float_array for c in voice.synthesize("Hold on, I have a question.")])
-    resampler = StreamResampler(voice.config.sample_rate, 48000)
-    speech = np.concatenate([resampler.process(speech), resampler.flush()])
-    silence = np.zeros(int(48000 * 1.5), np.float32)
-    audio = np.concatenate([silence, speech, np.zeros(48000, np.float32)])
-    onset = int(np.flatnonzero(np.abs(audio) > 1e-3)[0]) // 960  # the frame the speech starts in
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), onset
-
-
 async def barge_in_webrtc(url: str, mic: np.ndarray, onset: int) -> dict[str, float]:
     client = WebRtcClient(url, microphone=mic)
     await client.connect()
@@ -121,7 +107,8 @@ def main() -> None:
             first, trial_gaps = asyncio.run(ttfa_webrtc(server.url, text))
             rtc_ms.append(first)
             gaps.extend(trial_gaps)
-        mic, onset = caller_speech_48k()
+        mic, onset_sample = caller_pcm(48000, 1.5, 1.0)
+        onset = onset_sample // 960  # the 20 ms frame the speech starts in
         barge = [
             asyncio.run(barge_in_webrtc(server.url, mic, onset)) for _ in range(max(5, args.trials // 2))
         ]

@@ -30,6 +30,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Poll `url` until it answers 200; False if `process` exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class ServerProcess:
     """`realtime serve` in a child process, as a user runs it."""
 
@@ -40,16 +53,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args], env=full_env
         )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready")
-            time.sleep(0.1)
+        if not wait_for_http(f"{self.url}/ready", self.proc, 120):
+            self.proc.kill()
+            raise RuntimeError("server did not become ready")
 
     def close(self) -> None:
         self.proc.terminate()

@@ -12,18 +12,16 @@ by token text.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import gguf
-import httpx
 import numpy as np
 
+from loadtest.common import free_port, wait_for_http
 from realtime.engines.orpheus import codes
 
 SPECIAL_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>")
@@ -181,12 +179,6 @@ def write_tiny_orpheus_gguf(
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def llama_server(model: Path, log: Path, *, n_ctx: int = 8192) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on `model` in a child process; yields its /v1 URL.
@@ -203,16 +195,8 @@ def llama_server(model: Path, log: Path, *, n_ctx: int = 8192) -> Iterator[str]:
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        if not wait_for_http(f"{base}/models", process, 60):
+            raise RuntimeError(f"llama_cpp.server did not start:\n{log.read_text()[-3000:]}")
         yield base
     finally:
         process.terminate()

@@ -15,20 +15,10 @@ import numpy as np
 import torch
 
 from realtime.engines.orpheus.codes import CODEBOOK_SIZE, FRAME_TOKENS
+from realtime.engines.orpheus.snac_model import SNAC_24KHZ_CONFIG
 
-TINY_CONFIG: dict[str, Any] = {
-    "sampling_rate": 24000,
-    "encoder_dim": 4,
-    "encoder_rates": [2, 4, 8, 8],
-    "decoder_dim": 64,
-    "decoder_rates": [8, 8, 4, 2],
-    "attn_window_size": None,
-    "codebook_size": CODEBOOK_SIZE,
-    "codebook_dim": 8,
-    "vq_strides": [4, 2, 1],
-    "noise": True,
-    "depthwise": True,
-}
+TINY_CONFIG: dict[str, Any] = {**SNAC_24KHZ_CONFIG, "encoder_dim": 4, "decoder_dim": 64}
+"""The real 24 kHz layout with few channels."""
 
 
 def tiny_snac(seed: int = 0, **overrides: Any) -> torch.nn.Module:

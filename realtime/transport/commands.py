@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from ..session.config import ConfigError
 from ..session.realtime import RealtimeSession
 from .realtime_protocol import Command, ProtocolError
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+
+@contextmanager
+def errors_to_client(gw: Gateway, session: RealtimeSession) -> Iterator[None]:
+    """A client's mistake inside the block becomes an `error` event (and a metric); the session lives on."""
+    try:
+        yield
+    except ProtocolError as exc:  # SessionError is the same class
+        gw.metrics.errors.labels(exc.code).inc()
+        session.emit(exc.event())
 
 
 def apply_command(session: RealtimeSession, command: Command) -> None:

@@ -19,12 +19,14 @@ import logging
 from typing import Any
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
 
 from ..gateway import Gateway
 from ..session.realtime import RealtimeSession, SessionError
-from .commands import apply_command
+from .commands import apply_command, errors_to_client
 from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
 from .webrtc_track import PacedAudioTrack
 
@@ -40,6 +42,7 @@ MAX_CHANNEL_BUFFER = 1 << 20
 """Bytes of events the data channel may hold for a peer that stopped reading before we close it."""
 CONNECT_TIMEOUT_S = 30.0
 DISCONNECTED_GRACE_S = 5.0
+CHANNEL_GRACE_S = 2.0
 _CLOSED = object()
 
 
@@ -54,8 +57,6 @@ class PassThroughAudioBuffer:
     capacity = 16
 
     def add(self, packet: Any) -> tuple[bool, Any]:
-        from aiortc.jitterbuffer import JitterFrame
-
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
 
 
@@ -119,6 +120,7 @@ class WebRtcPeer:
         self.channel: RTCDataChannel | None = None
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
         self.connected = asyncio.Event()
+        self.channel_open = asyncio.Event()
         self.ended = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -129,16 +131,12 @@ class WebRtcPeer:
     # -- signalling -----------------------------------------------------------------------------
 
     async def answer(self, sdp: str) -> str:
-        from aiortc import RTCSessionDescription
-
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.pc.addTrack(self.track)
         await self.pc.setLocalDescription(await self.pc.createAnswer())  # gathers every candidate
         return self.pc.localDescription.sdp
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> None:
-        from aiortc.sdp import candidate_from_sdp
-
         if not candidate:  # the end-of-candidates marker
             return
         parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
@@ -157,6 +155,9 @@ class WebRtcPeer:
         if self.channel is not None:
             return  # one event channel per peer; others are ignored
         self.channel = channel
+        if channel.readyState == "open":
+            self.channel_open.set()
+        channel.on("open", self.channel_open.set)
 
         @channel.on("message")
         def _on_message(message: str | bytes) -> None:
@@ -231,25 +232,19 @@ class WebRtcPeer:
                 return 4408, "idle timeout"
             if message is _CLOSED:
                 return None
-            try:
-                if isinstance(message, bytes):
+            with errors_to_client(gw, session):
+                if not isinstance(message, str):
                     raise ProtocolError("invalid_frame", "the data channel carries JSON text messages")
-                assert isinstance(message, str)
                 apply_command(session, parse_command(decode_text_frame(message), max_text_chars=max_text))
-            except (ProtocolError, SessionError) as exc:
-                gw.metrics.errors.labels(exc.code).inc()
-                session.emit(exc.event())
 
     async def wait_connected(self) -> bool:
         try:
             await asyncio.wait_for(self.connected.wait(), CONNECT_TIMEOUT_S)
         except TimeoutError:
             return False
-        # The client's data channel opens right after the transport; give it a moment.
-        for _ in range(40):
-            if self.channel is not None and self.channel.readyState == "open":
-                break
-            await asyncio.sleep(0.05)
+        # The client's data channel opens right after the transport; an audio-only peer has none.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.channel_open.wait(), CHANNEL_GRACE_S)
         return True
 
     async def close(self) -> None:

@@ -22,8 +22,8 @@ from ..control.auth import LimitExceeded, extract_key
 from ..control.logs import session_id as session_id_var
 from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
-from ..session.realtime import RealtimeSession, SessionError, new_session_id
-from .commands import apply_command
+from ..session.realtime import RealtimeSession, new_session_id
+from .commands import apply_command, errors_to_client
 from .realtime_protocol import (
     MSGPACK_SUBPROTOCOL,
     ProtocolError,
@@ -183,7 +183,7 @@ async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> t
             return CLOSE_IDLE, "idle timeout"
         if message["type"] == "websocket.disconnect":
             return None
-        try:
+        with errors_to_client(gw, session):
             command = None
             if message.get("text") is not None:
                 if conn.msgpack:
@@ -196,9 +196,6 @@ async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> t
                     session.feed_uplink(message["bytes"])
             if command is not None:
                 apply_command(session, command)
-        except (ProtocolError, SessionError) as exc:
-            gw.metrics.errors.labels(exc.code).inc()
-            session.emit(exc.event())
 
 
 routes = [WebSocketRoute("/v1/realtime", realtime_endpoint)]

@@ -21,12 +21,13 @@ import llama_cpp  # noqa: E402
 import numpy as np
 import pytest
 
+from loadtest.common import free_port
 from realtime.engines.base import EngineError
 from realtime.engines.orpheus import codes
 from realtime.engines.orpheus.llm import GenerationRequest, TokenGenerator
 from realtime.engines.orpheus.llm_local import LlamaCppGenerator, sample_index
 from realtime.engines.orpheus.llm_remote import RemoteCompletionsGenerator
-from tests.gguf_models import free_port, llama_server, write_tiny_orpheus_gguf  # noqa: E402
+from tests.gguf_models import llama_server, write_tiny_orpheus_gguf  # noqa: E402
 
 TEXTS = (
     "Hello there, how are you?",

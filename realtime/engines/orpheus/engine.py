@@ -11,6 +11,7 @@ stream's windows grow as its audio gets ahead of playback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -99,8 +100,6 @@ class OrpheusEngine:
         return (self.generator.active_sequences + self.queue_depth) / self.config.max_sequences
 
     async def start(self) -> None:
-        import asyncio
-
         from .snac_batcher import SnacBatcher
         from .snac_model import load_snac
 
