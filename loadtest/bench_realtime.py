@@ -1,12 +1,15 @@
 """Realtime benchmark (issue 3): TTFA for an LLM token stream, session capacity vs. engine
 capacity, barge-in latency and Twilio pacing, all in one run on one machine.
 
-    python -m loadtest.bench_realtime [--duration 20] [--levels 8,12,16,20] [--ramp-up 2] [--json out.json]
+    python -m loadtest.bench_realtime [--duration 30] [--levels 12,16,18,20] [--runs 2] [--ramp-up 2]
+                                      [--json out.json]
 
 1. Engine capacity: the Piper engine called in-process (16 concurrent jobs, no server running).
 2. `realtime serve` (Piper) in a child process; N native WebSocket sessions stream LLM-like
    tokens at 30 tokens/s (lead 300 ms) for `--duration` s, all started at once and then started
-   evenly over `--ramp-up` s; underruns counted at the client (playback starts at the first frame).
+   evenly over `--ramp-up` s, `--runs` times each; underruns counted at the client (playback starts
+   at the first frame). Utilisation = the audio all sessions received per second while all of them
+   ran (after the ramp, before the drain) / engine capacity.
 3. Barge-in latency (speech onset → last frame of the interrupted context), 20 trials.
 4. Twilio: 4 emulated calls; outbound frame pacing jitter.
 """
@@ -18,19 +21,20 @@ import asyncio
 import json
 import os
 import platform
-import time
 
 from .bench_bargein import caller_speech, trial
 from .bench_engine import measure
 from .common import ServerProcess, percentile
+from .report import Row
 from .sessions import run_ws_load
 from .twilio_load import run_twilio_load
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--levels", default="8,12,16,20")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--levels", default="12,16,18,20")
+    parser.add_argument("--runs", type=int, default=2, help="runs per level: zero underruns must hold in all")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument(
         "--ramp-up", type=float, default=2.0, help="second sweep: starts spread over this long"
@@ -49,25 +53,32 @@ def main() -> None:
         results["ttfa_1_session"] = ttfa.aggregate().summary()
         sweep = []
         for ramp, n in ((r, int(x)) for r in (0.0, args.ramp_up) for x in args.levels.split(",")):
-            started = time.perf_counter()
-            load = asyncio.run(
-                run_ws_load(ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0, ramp_up_s=ramp)
-            )
-            wall = (
-                time.perf_counter() - started
-            )  # sessions drain past --duration: divide by the real wall time
-            agg = load.aggregate().summary()
-            audio_rate = agg["audio_s"] / wall
+            runs = [
+                asyncio.run(
+                    run_ws_load(
+                        ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0, ramp_up_s=ramp
+                    )
+                )  # fmt: skip
+                for _ in range(args.runs)
+            ]
+            aggs = [load.aggregate() for load in runs]
+            rates = [rate for load in runs if (rate := load.steady_audio_rate()) is not None]
+            agg = Row.aggregate(aggs).summary()
+            rate = sum(rates) / len(rates) if rates else float("nan")
             row = {
                 "sessions": n,
                 "ramp_up_s": ramp,
+                "runs": args.runs,
                 **agg,
-                "audio_rate_x": audio_rate,
-                "utilisation": audio_rate / capacity,
+                "underruns_per_run": [a.underruns for a in aggs],
+                "steady_audio_rate_x": rate,
+                "utilisation": rate / capacity,
+                "demand_utilisation": n / capacity,
             }
             sweep.append(row)
-            print(f"{n} sessions (ramp-up {ramp:g} s): underruns {agg['underruns']}, TTFA p50 {agg['ttfa_p50_ms']} p95 {agg['ttfa_p95_ms']} ms, "
-                  f"audio {audio_rate:.1f}x real time = {audio_rate / capacity:.0%} of capacity, errors {agg['errors']}")  # fmt: skip
+            print(f"{n} sessions (ramp-up {ramp:g} s, {args.runs} runs): underruns {row['underruns_per_run']}, "
+                  f"TTFA p50 {agg['ttfa_p50_ms']} p95 {agg['ttfa_p95_ms']} ms, steady audio {rate:.1f}x real time "
+                  f"= {rate / capacity:.0%} of capacity, errors {agg['errors']}")  # fmt: skip
         results["sweep"] = sweep
         frames, onset = caller_speech()
         barge = [asyncio.run(trial(ws, frames, onset, 60)) for _ in range(args.trials)]
@@ -81,14 +92,14 @@ def main() -> None:
     print(
         f"TTFA, 1 session at 30 tokens/s: p50 {t['ttfa_p50_ms']} ms, p95 {t['ttfa_p95_ms']} ms ({t['items']} contexts)"
     )  # type: ignore[index]
-    print(
-        "\n| sessions | starts | underruns | late ms | TTFA p50 | TTFA p95 | audio (x real time) | of capacity | errors |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| sessions | starts | underruns per run | late ms | TTFA p50 | TTFA p95 | steady audio | of capacity "
+          "| N / capacity | errors |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in sweep:
         starts = f"over {r['ramp_up_s']:g} s" if r["ramp_up_s"] else "together"
-        print(f"| {r['sessions']} | {starts} | {r['underruns']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms "
-              f"| {r['ttfa_p95_ms']} ms | {r['audio_rate_x']:.1f}x | {r['utilisation']:.0%} | {r['errors']} |")  # fmt: skip
+        print(f"| {r['sessions']} | {starts} | {r['underruns_per_run']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms "
+              f"| {r['ttfa_p95_ms']} ms | {r['steady_audio_rate_x']:.1f}x | {r['utilisation']:.0%} "
+              f"| {r['demand_utilisation']:.0%} | {r['errors']} |")  # fmt: skip
     print(
         f"\nbarge-in (min_speech_ms 60): p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms, "  # type: ignore[index]
         f"missed {b['missed']}, stale frames {b['stale_frames']}"

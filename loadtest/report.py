@@ -50,6 +50,10 @@ class FrameTrace:
     def audio_s(self) -> float:
         return self.total_bytes / self.bytes_per_second
 
+    def audio_between(self, start: float, end: float) -> float:
+        """Seconds of audio that arrived in [start, end)."""
+        return sum(size for now, size in self.arrivals if start <= now < end) / self.bytes_per_second
+
     def jitter_ms(self) -> list[float]:
         out = []
         for (t0, size0), (t1, _) in zip(self.arrivals, self.arrivals[1:], strict=False):

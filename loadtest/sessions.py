@@ -136,6 +136,24 @@ class WsLoadResult:
     def aggregate(self) -> Row:
         return Row.aggregate(self.rows())
 
+    def steady_window(self, settle_s: float = 2.0) -> tuple[float, float] | None:
+        """While every session runs turns: from `settle_s` after the last one started to the moment the
+        first one stopped starting turns. None if the sessions never overlapped that long."""
+        if not self.sessions:
+            return None
+        start = max(s.started_at for s in self.sessions) + settle_s
+        end = min(s.started_at for s in self.sessions) + float(self.config["duration_s"])
+        return (start, end) if end > start else None
+
+    def steady_audio_rate(self, settle_s: float = 2.0) -> float | None:
+        """Audio seconds received per second, all sessions together, in the steady window: what N
+        concurrent sessions ask of the engine, without the start-up ramp and the final drain."""
+        window = self.steady_window(settle_s)
+        if window is None:
+            return None
+        audio = sum(c.trace.audio_between(*window) for s in self.sessions for c in s.contexts)
+        return audio / (window[1] - window[0])
+
     @property
     def errors(self) -> int:
         return sum(len(s.errors) for s in self.sessions)

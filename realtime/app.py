@@ -129,6 +129,7 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
         "port": settings.port,
         "log_config": None,
         "ws_max_size": settings.max_frame_bytes,
+        "ws_per_message_deflate": settings.websocket_compression,
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "timeout_graceful_shutdown": 5,

@@ -45,7 +45,9 @@ class EngineInfo:
     nominal_speed: float = 10.0
     """Expected audio seconds per wall second for one job; a seed for the planner's EWMA."""
     audio_per_char_s: float = 0.065
-    """Expected audio seconds per input character; a seed for the planner's EWMA."""
+    """Expected audio seconds per input character; a seed for the planner's audio model."""
+    audio_per_segment_s: float = 0.0
+    """Expected audio every segment adds whatever its length (lead-in, trailing silence); a seed too."""
     device: str = "cpu"
 
     def has_voice(self, voice: str) -> bool:
@@ -74,11 +76,15 @@ class SynthesisJob:
     voice: str
     speed: float = 1.0
     deadline: float = 0.0
-    """Monotonic time at which the session's buffered audio runs out."""
+    """Monotonic time by which the job should start: when the audio ahead of it runs out, less the time
+    it takes to synthesize. Its session may move it while the job waits for a worker."""
     session_id: str = ""
     low_latency: bool = False
     """The session asked for `latency: "low"`: engines that can trade throughput for latency do."""
     cancel: CancelToken = field(default_factory=CancelToken)
+
+
+_SPEED_ALPHA = 0.1
 
 
 class EngineStats:
@@ -93,6 +99,9 @@ class EngineStats:
         self.chars = 0
         self.audio_seconds = 0.0
         self.busy_seconds = 0.0
+        self.recent_speed: float | None = None
+        """Audio seconds per busy second of recent completed jobs (EWMA): how long a job will take
+        once it runs, without the wait for a worker."""
 
     def record(self, *, outcome: str, chars: int, audio_s: float, busy_s: float) -> None:
         with self._lock:
@@ -105,6 +114,10 @@ class EngineStats:
             self.chars += chars
             self.audio_seconds += audio_s
             self.busy_seconds += busy_s
+            if outcome == "completed" and audio_s > 0 and busy_s > 0:
+                speed = audio_s / busy_s
+                old = self.recent_speed
+                self.recent_speed = speed if old is None else old + _SPEED_ALPHA * (speed - old)
 
     def started(self) -> None:
         with self._lock:

@@ -1,59 +1,49 @@
-"""Earliest-deadline-first queue with O(log n) removal of cancelled entries.
+"""Earliest-deadline-first wait list whose deadlines may move while items wait.
 
-Pure data structure (no I/O, no clock) so the ordering rules can be tested
-exactly. Ties keep submission order.
+A waiting job's deadline moves when its session learns more (a job ahead of it
+yielded less audio than predicted, or the listener ran dry), so each deadline is
+read when the next item is chosen, not when it was pushed. Choosing scans the
+list: it holds a few jobs per session, and a scan is cheaper than the heap
+bookkeeping a moving key would need. Pure (no I/O, no clock); ties keep
+submission order.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-
-@dataclass(order=True)
-class _Entry(Generic[T]):
-    deadline: float
-    seq: int
-    item: T = field(compare=False)
-    removed: bool = field(default=False, compare=False)
+Deadline = Callable[[], float]
+"""Reads an item's current deadline."""
 
 
 class DeadlineQueue(Generic[T]):
-    """Items come out in deadline order; `remove` is lazy (tombstones)."""
+    """Items come out in order of their deadlines as they are when popped."""
 
     def __init__(self) -> None:
-        self._heap: list[_Entry[T]] = []
+        self._entries: dict[int, tuple[T, Deadline]] = {}
         self._seq = itertools.count()
-        self._live = 0
 
-    def push(self, item: T, deadline: float) -> _Entry[T]:
-        entry = _Entry(deadline, next(self._seq), item)
-        heapq.heappush(self._heap, entry)
-        self._live += 1
-        return entry
+    def push(self, item: T, deadline: Deadline) -> int:
+        """Add `item`; returns a key for `remove`."""
+        key = next(self._seq)
+        self._entries[key] = (item, deadline)
+        return key
 
-    def remove(self, entry: _Entry[T]) -> None:
-        if not entry.removed:
-            entry.removed = True
-            self._live -= 1
+    def remove(self, key: int) -> None:
+        """Forget an item (idempotent)."""
+        self._entries.pop(key, None)
+
+    def _earliest(self) -> int:
+        return min(self._entries, key=lambda k: (self._entries[k][1](), k))
 
     def pop(self) -> T:
-        while self._heap:
-            entry = heapq.heappop(self._heap)
-            if not entry.removed:
-                entry.removed = True
-                self._live -= 1
-                return entry.item
-        raise IndexError("pop from an empty DeadlineQueue")
-
-    def peek_deadline(self) -> float | None:
-        while self._heap and self._heap[0].removed:
-            heapq.heappop(self._heap)
-        return self._heap[0].deadline if self._heap else None
+        if not self._entries:
+            raise IndexError("pop from an empty DeadlineQueue")
+        return self._entries.pop(self._earliest())[0]
 
     def __len__(self) -> int:
-        return self._live
+        return len(self._entries)

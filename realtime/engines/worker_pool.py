@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .base import EngineStats, SynthesisJob
-from .deadline_queue import DeadlineQueue
+from .deadline_queue import Deadline, DeadlineQueue
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class WorkerPool:
         """Jobs running or waiting, per worker: how long a newcomer will likely wait."""
         return (self.busy + len(self._waiting)) / self.workers
 
-    async def _acquire(self, deadline: float) -> None:
+    async def _acquire(self, deadline: Deadline) -> None:
         if self._free > 0 and not self._waiting:
             self._free -= 1
             return
@@ -98,15 +98,17 @@ class WorkerPool:
 
     async def run_blocking(self, fn: Callable[[], object], deadline: float = 0.0) -> object:
         """Run a one-off blocking call (e.g. warm-up) in a worker slot."""
-        await self._acquire(deadline)
+        await self._acquire(lambda: deadline)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
         finally:
             self._release()
 
     async def stream(self, job: SynthesisJob, work: Work) -> AsyncIterator[np.ndarray]:
-        """Wait for a slot in deadline order, run `work` in a thread, yield its chunks."""
-        await self._acquire(job.deadline)
+        """Wait for a slot in deadline order, run `work` in a thread, yield its chunks.
+
+        `job.deadline` is read whenever a slot frees up: its session may move it while the job waits."""
+        await self._acquire(lambda: job.deadline)
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[object] = asyncio.Queue()
         audio_samples = 0

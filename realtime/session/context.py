@@ -91,7 +91,10 @@ class SpeechContext:
         self.config = planner
         self.max_ahead_s = max_ahead_s
         self.planner = ChunkPlanner(
-            planner, nominal_speed=engine.info.nominal_speed, audio_per_char_s=engine.info.audio_per_char_s
+            planner,
+            nominal_speed=engine.info.nominal_speed,
+            audio_per_char_s=engine.info.audio_per_char_s,
+            audio_per_segment_s=engine.info.audio_per_segment_s,
         )
         self.segmenter = Segmenter(max_buffer_chars=max_text_chars)
         self.stitcher = Stitcher(self.sample_rate, crossfade_ms)
@@ -103,6 +106,8 @@ class SpeechContext:
         self._flushing = False
         self._cancelled = False
         self._first_job_done = False
+        self._first_due: float | None = None
+        """The first chunk is due this soon after it is cut (`first_deadline_ms`): nothing plays yet."""
         self._last_text_at = self.clock.now()
         self._wake_producer = asyncio.Event()
         self._wake_consumer = asyncio.Event()
@@ -155,13 +160,44 @@ class SpeechContext:
         """Synthesized audio waiting for the consumer."""
         return sum(j.queued_samples for j in self._jobs) / self.sample_rate
 
-    def _predicted_inflight_s(self) -> float:
-        return sum(self.planner.predict_audio_s(len(j.job.text)) for j in self._jobs if not j.finished)
+    def _audio_to_come_s(self, job: _Job) -> float:
+        """Audio of `job` the listener has still to get: what waits for the consumer, plus the
+        predicted rest while it synthesizes."""
+        queued = job.queued_samples / self.sample_rate
+        if job.finished:
+            return queued
+        predicted = self.planner.predict_audio_s(len(job.job.text))
+        return queued + max(0.0, predicted - job.samples / self.sample_rate)
+
+    def _playback_ends_at(self) -> float:
+        """When the listener runs out of what was sent; before any audio, when the first chunk is due."""
+        ends = self.playout.ends_at()
+        if ends is not None:
+            return ends
+        return self._first_due if self._first_due is not None else self.clock.now()
+
+    def _synthesis_s(self, job: _Job) -> float:
+        """How long the engine will likely take for `job` once it runs (no wait for a worker)."""
+        speed = self.engine.stats.recent_speed or self.engine.info.nominal_speed
+        return self.planner.predict_audio_s(len(job.job.text)) / speed
+
+    def _refresh_deadlines(self) -> None:
+        """Set every job's deadline to its latest start: when the audio ahead of it runs out, less
+        its synthesis time (EDF on the run-out time alone starts a long job just as it is due).
+
+        Deadlines move while jobs wait for a worker: when a job ahead yields less audio than predicted,
+        or the listener ran dry, the jobs behind it become more urgent, and the engine's wait list
+        (earliest deadline first, read when a worker frees up) sees it.
+        """
+        at = self._playback_ends_at()
+        for job in self._jobs:
+            if not job.finished:
+                job.job.deadline = at - self._synthesis_s(job)
+            at += self._audio_to_come_s(job)
 
     def buffered_s(self) -> float:
         """Audio ahead of the listener: sent but unplayed, queued, and predicted from running jobs."""
-        now = self.clock.now()
-        return self.playout.lead_s(now) + self.queued_audio_s() + self._predicted_inflight_s()
+        return self.playout.lead_s(self.clock.now()) + sum(self._audio_to_come_s(j) for j in self._jobs)
 
     # -- producer -----------------------------------------------------------------------------
 
@@ -177,6 +213,7 @@ class SpeechContext:
         return 1
 
     def _try_start_jobs(self) -> None:
+        self._refresh_deadlines()
         while not self._cancelled and self._inflight() < self._inflight_limit():
             if self.queued_audio_s() > self.max_ahead_s:
                 return  # slow reader: pause synthesis until it catches up
@@ -194,19 +231,19 @@ class SpeechContext:
                 if not self.segmenter.pending.strip():
                     self._flushing = False
                 return
-            first = self._next_segment_id == 0
+            if self._first_due is None:
+                self._first_due = now + self.config.first_deadline_ms / 1000.0
             self.planner.committed(plan, len(text))
-            slack = self.config.first_deadline_ms / 1000.0 if first else buffered
-            self._start_job(text, deadline=now + slack)
+            self._start_job(text)
+            self._refresh_deadlines()
 
-    def _start_job(self, text: str, deadline: float) -> None:
+    def _start_job(self, text: str) -> None:
         job = _Job(
             segment_id=self._next_segment_id,
             job=SynthesisJob(
                 text,
                 self.voice,
                 self.speed,
-                deadline=deadline,
                 session_id=self.session_id,
                 low_latency=self.low_latency,
             ),  # fmt: skip

@@ -57,6 +57,7 @@ def test_underrun_rule() -> None:
         trace.add(t, 20)
     assert trace.underruns() == (1, pytest.approx(40.0))
     assert trace.jitter_ms()[0] == pytest.approx(20.0)
+    assert trace.audio_between(0.0, 0.1) == pytest.approx(0.06)  # arrivals at 0, 0, 40 ms; 100 ms is out
 
 
 def test_ws_mode(tone_server: LiveServer, tmp_path: Path) -> None:
@@ -81,6 +82,10 @@ def test_ws_mode(tone_server: LiveServer, tmp_path: Path) -> None:
         row = session.row()
         assert row.rtf is not None and 0.7 < row.rtf < 1.5, "paced at real time with lead_ms=300"
         assert row.jitter_ms
+    window = result.steady_window(settle_s=1.0)
+    assert window is not None and window[1] - window[0] == pytest.approx(2.0, abs=0.2)
+    rate = result.steady_audio_rate(settle_s=1.0)
+    assert rate is not None and 0.8 < rate < 2.5, "two sessions speak at about real time each"
     path = tmp_path / "ws.json"
     report.write_json(path, result.to_json())
     data = json.loads(path.read_text())

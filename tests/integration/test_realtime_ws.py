@@ -162,6 +162,19 @@ def test_session_created_describes_the_session(tone: LiveServer) -> None:
     run(scenario())
 
 
+def test_permessage_deflate_is_declined_unless_enabled(tone: LiveServer) -> None:
+    """Clients offer compression by default; audio does not compress, so the server declines it."""
+
+    async def extensions(live: LiveServer) -> str | None:
+        async with connect(ws_url(live, **TONE)) as ws:  # the websockets client offers permessage-deflate
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert run(extensions(tone)) is None
+    with LiveServer(engines=["tone"], websocket_compression=True) as compressing:
+        assert "permessage-deflate" in (run(extensions(compressing)) or "")
+
+
 def test_json_flow_with_llm_deltas(tone: LiveServer) -> None:
     text = "Hello there! This is a streamed reply, in small pieces."
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from realtime.control.settings import PlannerSettings, ToneSettings
+from realtime.engines.base import EngineInfo, EngineStats, SynthesisJob, Voice
 from realtime.engines.tone import ToneEngine
+from realtime.session.clock import FakeClock
 from realtime.session.context import SpeechContext
 from realtime.session.events import AudioOut, ContextDone, SegmentDone, SegmentStarted
 
@@ -164,3 +166,75 @@ def test_append_after_done_is_refused() -> None:
     ctx.done()
     with pytest.raises(ValueError):
         ctx.append("late")
+
+
+class ScriptedEngine:
+    """An engine whose every job yields exactly the audio the test feeds it, when it feeds it.
+
+    It reports itself saturated, so a context queues its second job at once."""
+
+    def __init__(self, audio_per_char_s: float) -> None:
+        self.info = EngineInfo(
+            name="scripted", sample_rate=RATE, voices=(Voice("v", "v"),), default_voice="v",
+            audio_per_char_s=audio_per_char_s,
+        )  # fmt: skip
+        self.stats = EngineStats()
+        self.ready, self.queue_depth, self.load = True, 0, 2.0
+        self.jobs: list[SynthesisJob] = []
+        self.feeds: list[asyncio.Queue[np.ndarray | None]] = []
+
+    def synthesize(self, job: SynthesisJob):  # type: ignore[no-untyped-def]
+        feed: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self.jobs.append(job)
+        self.feeds.append(feed)
+        return self._stream(feed)
+
+    async def _stream(self, feed: asyncio.Queue[np.ndarray | None]):  # type: ignore[no-untyped-def]
+        while (chunk := await feed.get()) is not None:
+            yield chunk
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
+    """A job's deadline is its latest start: when the audio ahead of it runs out (predicted while the
+    job ahead runs, then what that job really yielded) less its own synthesis time (the engine's
+    nominal 10x real time here: 0.1 s per second of audio)."""
+
+    async def main() -> None:
+        clock = FakeClock(100.0)
+        engine = ScriptedEngine(audio_per_char_s=0.1)
+        ctx = SpeechContext(engine, voice="v", planner=PlannerSettings(first_deadline_ms=250.0), clock=clock)
+        ctx.append("Hello there, my good friend.")
+        ctx.done()
+        events: list[object] = []
+        consumer = asyncio.create_task(_collect_into(ctx, events))
+        await settle()
+        first, second = engine.jobs
+        assert first.text == "Hello there,"
+        # Nothing plays yet: the first is due first_deadline_ms after the cut, less 1.2 s / 10.
+        assert first.deadline == pytest.approx(100.25 - 0.12)
+        # The second: after the first's predicted 1.2 s of audio, less its own 1.5 s / 10.
+        assert second.text == "my good friend."
+        assert second.deadline == pytest.approx(100.25 + 1.2 - 0.15)
+        clock.advance(0.1)
+        engine.feeds[0].put_nowait(np.zeros(int(RATE * 0.3), np.float32))  # only 0.3 s, not 1.2
+        engine.feeds[0].put_nowait(None)
+        await settle()
+        # Playback started at 100.1 with 0.3 s (less the crossfade the stitcher holds back for the seam).
+        # (The first job's real audio also taught the model: the second's prediction shrank a little.)
+        synthesis = ctx.planner.predict_audio_s(len(second.text)) / 10.0
+        assert second.deadline == pytest.approx(100.1 + 0.3 - synthesis, abs=0.01)
+        engine.feeds[1].put_nowait(None)
+        await asyncio.wait_for(consumer, 5)
+        assert isinstance(events[-1], ContextDone)
+
+    asyncio.run(main())
+
+
+async def _collect_into(ctx: SpeechContext, events: list[object]) -> None:
+    async for event in ctx.events():
+        events.append(event)

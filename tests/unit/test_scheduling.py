@@ -7,7 +7,7 @@ import pytest
 from realtime.control.settings import PlannerSettings
 from realtime.engines.deadline_queue import DeadlineQueue
 from realtime.session.clock import FakeClock
-from realtime.session.planner import ChunkPlanner, Ewma
+from realtime.session.planner import ChunkPlanner, Ewma, SegmentAudioModel
 from realtime.session.playout import PlayoutClock
 
 
@@ -20,6 +20,35 @@ def test_ewma_seeds_then_smooths() -> None:
     assert e.value == 10.0
     assert e.update(4.0) == 4.0  # the first measurement replaces the prior
     assert e.update(8.0) == pytest.approx(6.0)
+
+
+def test_segment_audio_model_separates_the_per_segment_part() -> None:
+    """Piper-like audio: 0.3 s per segment + 0.05 s per character. A ratio learnt on short first
+    segments (0.5 s for 4 characters: 0.125 s/char) would predict 12.5 s for 100 characters."""
+    model = SegmentAudioModel(0.0, 0.08, alpha=0.3)  # a poor prior: no per-segment part
+    for chars in (4, 5, 12, 30, 8, 60, 20, 45):
+        model.update(chars, 0.3 + 0.05 * chars)
+    assert 0.2 < model.base_s < 0.4
+    assert model.per_char_s == pytest.approx(0.05, abs=0.005)
+    assert model.predict(100) == pytest.approx(5.3, rel=0.05)
+    assert model.chars_for(model.predict(70)) == pytest.approx(70)
+    assert model.predict(0) == 0.0
+
+
+def test_segment_audio_model_stays_sane_on_same_length_samples() -> None:
+    """Samples that all have one length cannot pin a line down: the prior keeps the slope."""
+    model = SegmentAudioModel(0.3, 0.05, alpha=0.3)
+    for _ in range(20):
+        model.update(10, 0.9)  # 0.1 s more than the prior says
+    assert model.predict(10) == pytest.approx(0.9, abs=0.05)
+    assert 0.02 < model.per_char_s < 0.1 and model.base_s >= 0.0
+
+
+def test_segment_audio_model_never_goes_negative() -> None:
+    model = SegmentAudioModel(0.0, 0.06, alpha=0.5)
+    for chars, audio in ((10, 0.2), (100, 6.0), (50, 2.8)):  # the line crosses zero above 0 chars
+        model.update(chars, audio)
+    assert model.base_s >= 0.0 and model.per_char_s > 0.0
 
 
 def test_first_chunk_is_small_and_nothing_buffered_means_small() -> None:
@@ -92,18 +121,29 @@ def test_playout_lead_and_underruns_with_a_fake_clock() -> None:
 
 def test_deadline_queue_orders_by_deadline_then_arrival() -> None:
     q: DeadlineQueue[str] = DeadlineQueue()
-    q.push("late", 5.0)
-    first = q.push("tie-1", 1.0)
-    q.push("tie-2", 1.0)
-    q.push("early", 0.5)
-    assert len(q) == 4 and q.peek_deadline() == 0.5
+    q.push("late", lambda: 5.0)
+    first = q.push("tie-1", lambda: 1.0)
+    q.push("tie-2", lambda: 1.0)
+    q.push("early", lambda: 0.5)
+    assert len(q) == 4
     q.remove(first)
     q.remove(first)  # idempotent
     assert len(q) == 3
     assert [q.pop(), q.pop(), q.pop()] == ["early", "tie-2", "late"]
     with pytest.raises(IndexError):
         q.pop()
-    assert q.peek_deadline() is None
+
+
+def test_deadline_queue_reads_deadlines_when_popping() -> None:
+    """A waiting job whose session runs dry sooner than predicted overtakes the others."""
+    deadlines = {"a": 1.0, "b": 2.0, "c": 3.0}
+    q: DeadlineQueue[str] = DeadlineQueue()
+    for name in deadlines:
+        q.push(name, lambda name=name: deadlines[name])
+    deadlines["c"] = 0.5
+    assert q.pop() == "c"
+    deadlines["a"] = 9.0
+    assert [q.pop(), q.pop()] == ["b", "a"]
 
 
 def test_first_chunk_shrinks_when_the_engine_is_saturated() -> None:

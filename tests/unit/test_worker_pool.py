@@ -48,6 +48,37 @@ def test_jobs_are_admitted_earliest_deadline_first() -> None:
     assert run(main()) == ["blocker", "a", "b", "c"]
 
 
+def test_a_deadline_moved_while_waiting_decides_the_order() -> None:
+    """Sessions move their waiting jobs' deadlines as they learn more; the pool reads them late."""
+
+    async def main() -> list[str]:
+        pool = WorkerPool(1, name="t", stats=EngineStats(), sample_rate=1000)
+        order: list[str] = []
+        gate = threading.Event()
+
+        def work(job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
+            if job.text == "blocker":
+                gate.wait(5)
+            order.append(job.text)
+
+        async def consume(job: SynthesisJob) -> None:
+            async for _ in pool.stream(job, work):
+                pass
+
+        blocker = asyncio.create_task(consume(SynthesisJob("blocker", "v")))
+        await asyncio.sleep(0.05)
+        a, b = SynthesisJob("a", "v", deadline=1.0), SynthesisJob("b", "v", deadline=2.0)
+        waiting = [asyncio.create_task(consume(job)) for job in (a, b)]
+        await asyncio.sleep(0.05)
+        b.deadline = 0.5  # b's session ran dry sooner than predicted
+        gate.set()
+        await asyncio.gather(blocker, *waiting)
+        await pool.close()
+        return order
+
+    assert run(main()) == ["blocker", "b", "a"]
+
+
 def test_abandoned_stream_cancels_the_job_and_frees_the_slot() -> None:
     async def main() -> None:
         stats = EngineStats()
