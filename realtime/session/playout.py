@@ -51,11 +51,7 @@ class PlayoutClock:
             return 0.0
         return max(0.0, self.lead_s(now) - max_lead_s)
 
-    def runs_dry_at(self, now: float) -> float:
-        """Monotonic time at which the listener's buffer empties (never before `now`)."""
-        return now + self.lead_s(now)
-
     def ends_at(self) -> float | None:
         """When playback of everything sent ends, or ended (in the past while the listener waits);
-        None before any audio. Unlike `runs_dry_at` it stands still while no audio is sent."""
+        None before any audio. A job deadline: it stands still while no audio is sent."""
         return None if self.started_at is None else self.started_at + self._gap_s + self.sent_s

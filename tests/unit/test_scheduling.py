@@ -116,7 +116,10 @@ def test_playout_lead_and_underruns_with_a_fake_clock() -> None:
     # Playback resumed at the new audio: at t=3.0, 0.1 s of it has been heard.
     clock.advance(0.1)
     assert play.played_s(clock.now()) == pytest.approx(2.1)
-    assert play.runs_dry_at(clock.now()) == pytest.approx(3.4)
+    assert play.ends_at() == pytest.approx(3.4)
+    clock.advance(1.0)  # the listener ran dry at 3.4 s: that moment stays put
+    assert play.ends_at() == pytest.approx(3.4) and play.lead_s(clock.now()) == 0.0
+    assert PlayoutClock().ends_at() is None
 
 
 def test_deadline_queue_orders_by_deadline_then_arrival() -> None:
