@@ -60,7 +60,6 @@ class SegmentAudioModel:
         self.alpha = alpha
         self.base_s = max(0.0, base_s)
         self.per_char_s = per_char_s
-        self.samples = 0
         self._prior = [0.0] * 5  # weight, Σx, Σx², Σy, Σxy
         for x in self.PRIOR_CHARS:
             self._add(self._prior, x, self.base_s + per_char_s * x, prior_weight / len(self.PRIOR_CHARS))
@@ -74,7 +73,6 @@ class SegmentAudioModel:
     def update(self, chars: int, audio_s: float) -> None:
         self._data = [v * (1.0 - self.alpha) for v in self._data]
         self._add(self._data, float(chars), audio_s, 1.0)
-        self.samples += 1
         w, sx, sxx, sy, sxy = (p + d for p, d in zip(self._prior, self._data, strict=True))
         det = w * sxx - sx * sx
         if det <= 0:
