@@ -97,7 +97,7 @@ def main() -> None:
     results["engine_capacity_x"] = {"before": capacity_before, "after": capacity_after, "used": capacity}
     for row in sweep:
         row["utilisation"] = row["steady_audio_rate_x"] / capacity
-        row["demand_utilisation"] = row["sessions"] / capacity
+        row["demand_utilisation"] = row["sessions"] / capacity  # as if no session ever paused between turns
     t, b, tw = results["ttfa_1_session"], results["barge_in"], results["twilio"]
     print(f"\nmachine: {results['machine']}; engine capacity {capacity_before:.1f}x real time before the "
           f"sessions, {capacity_after:.1f}x after; utilisation against {capacity:.1f}x")  # fmt: skip
@@ -105,7 +105,7 @@ def main() -> None:
         f"TTFA, 1 session at 30 tokens/s: p50 {t['ttfa_p50_ms']} ms, p95 {t['ttfa_p95_ms']} ms ({t['items']} contexts)"
     )  # type: ignore[index]
     print("\n| sessions | starts | underruns per run | late ms | TTFA p50 | TTFA p95 | steady audio | of capacity "
-          "| N / capacity | errors |")  # fmt: skip
+          "| N / capacity (upper bound) | errors |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in sweep:
         starts = f"over {r['ramp_up_s']:g} s" if r["ramp_up_s"] else "together"

@@ -15,6 +15,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..ewma import Ewma
+
 Granularity = Literal["segment", "sentence", "chunk", "token"]
 
 
@@ -43,7 +45,8 @@ class EngineInfo:
     """How many jobs run concurrently."""
     supports_speed: bool = True
     nominal_speed: float = 10.0
-    """Expected audio seconds per wall second for one job; a seed for the planner's EWMA."""
+    """Expected audio seconds per wall second for one job: a seed for the planner's EWMA, and the
+    synthesis speed assumed for deadlines until `EngineStats.recent_speed` has a measurement."""
     audio_per_char_s: float = 0.065
     """Expected audio seconds per input character; a seed for the planner's audio model."""
     audio_per_segment_s: float = 0.0
@@ -84,9 +87,6 @@ class SynthesisJob:
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
-_SPEED_ALPHA = 0.1
-
-
 class EngineStats:
     """Counters an engine keeps about its own work (read by /metrics and tests)."""
 
@@ -99,9 +99,7 @@ class EngineStats:
         self.chars = 0
         self.audio_seconds = 0.0
         self.busy_seconds = 0.0
-        self.recent_speed: float | None = None
-        """Audio seconds per busy second of recent completed jobs (EWMA): how long a job will take
-        once it runs, without the wait for a worker."""
+        self._speed = Ewma(0.0, alpha=0.1)
 
     def record(self, *, outcome: str, chars: int, audio_s: float, busy_s: float) -> None:
         with self._lock:
@@ -115,9 +113,13 @@ class EngineStats:
             self.audio_seconds += audio_s
             self.busy_seconds += busy_s
             if outcome == "completed" and audio_s > 0 and busy_s > 0:
-                speed = audio_s / busy_s
-                old = self.recent_speed
-                self.recent_speed = speed if old is None else old + _SPEED_ALPHA * (speed - old)
+                self._speed.update(audio_s / busy_s)
+
+    @property
+    def recent_speed(self) -> float | None:
+        """Audio seconds per busy second of recent completed jobs (EWMA): how long a job will take
+        once it runs, without the wait for a worker. None before the first."""
+        return self._speed.value if self._speed.samples else None
 
     def started(self) -> None:
         with self._lock:

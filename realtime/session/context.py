@@ -2,7 +2,8 @@
 
 A `SpeechContext` glues the pure parts together on the event loop:
 the segmenter cuts text where the planner says, each segment becomes an
-engine job whose deadline is the moment the listener's audio runs dry, up to
+engine job whose deadline is its latest start (the moment the audio ahead of it
+runs out, less its synthesis time; kept up to date while it waits), up to
 `max_inflight` jobs synthesize at once, and their audio is emitted strictly in
 order through the stitcher. Backpressure: when more than `max_ahead_s` of
 audio waits for the consumer, no new job starts, so a slow reader bounds
@@ -176,24 +177,26 @@ class SpeechContext:
             return ends
         return self._first_due if self._first_due is not None else self.clock.now()
 
-    def _synthesis_s(self, job: _Job) -> float:
-        """How long the engine will likely take for `job` once it runs (no wait for a worker)."""
-        speed = self.engine.stats.recent_speed or self.engine.info.nominal_speed
-        return self.planner.predict_audio_s(len(job.job.text)) / speed
-
     def _refresh_deadlines(self) -> None:
         """Set every job's deadline to its latest start: when the audio ahead of it runs out, less
         its synthesis time (EDF on the run-out time alone starts a long job just as it is due).
 
-        Deadlines move while jobs wait for a worker: when a job ahead yields less audio than predicted,
-        or the listener ran dry, the jobs behind it become more urgent, and the engine's wait list
-        (earliest deadline first, read when a worker frees up) sees it.
+        Deadlines move while jobs wait for a worker: when a job ahead yields less or more audio than
+        predicted, or the engine's measured speed changes, and the engine's wait list (earliest
+        deadline first, read when a worker frees up) sees it. No job is due after a later one of the
+        same context: a long job behind a short one must not go first.
         """
+        speed = self.engine.stats.recent_speed or self.engine.info.nominal_speed
         at = self._playback_ends_at()
+        waiting: list[_Job] = []
         for job in self._jobs:
             if not job.finished:
-                job.job.deadline = at - self._synthesis_s(job)
+                audio = self.planner.predict_audio_s(len(job.job.text))
+                job.job.deadline = at - self.planner.predict_run_s(audio, speed)
+                waiting.append(job)
             at += self._audio_to_come_s(job)
+        for earlier, later in zip(reversed(waiting[:-1]), reversed(waiting[1:]), strict=True):
+            earlier.job.deadline = min(earlier.job.deadline, later.job.deadline)
 
     def buffered_s(self) -> float:
         """Audio ahead of the listener: sent but unplayed, queued, and predicted from running jobs."""

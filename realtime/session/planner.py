@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..control.settings import PlannerSettings
+from ..ewma import Ewma
 
 
 @dataclass(frozen=True)
@@ -26,20 +27,6 @@ class ChunkPlan:
     max_chars: int
     force: bool
     """Cut at any word boundary now: the buffer is about to run dry."""
-
-
-class Ewma:
-    """Exponentially weighted moving average seeded with a prior."""
-
-    def __init__(self, initial: float, alpha: float) -> None:
-        self.value = initial
-        self.alpha = alpha
-        self.samples = 0
-
-    def update(self, sample: float) -> float:
-        self.value = sample if self.samples == 0 else self.alpha * sample + (1 - self.alpha) * self.value
-        self.samples += 1
-        return self.value
 
 
 class SegmentAudioModel:
@@ -57,6 +44,8 @@ class SegmentAudioModel:
     slope (far-out points would lever the fit away from what the samples show)."""
 
     def __init__(self, base_s: float, per_char_s: float, *, alpha: float, prior_weight: float = 0.5) -> None:
+        if per_char_s <= 0:
+            raise ValueError("per_char_s must be > 0")
         self.alpha = alpha
         self.base_s = max(0.0, base_s)
         self.per_char_s = per_char_s
@@ -121,7 +110,12 @@ class ChunkPlanner:
         return self.audio.predict(chars)
 
     def predict_wall_s(self, chars: int) -> float:
+        """Submission to completion, queueing included (the measured speed)."""
         return self.predict_audio_s(chars) / self.speed.value
+
+    def predict_run_s(self, audio_s: float, engine_speed: float) -> float:
+        """Synthesis alone, once a worker runs it: `audio_s` at the engine's own speed."""
+        return audio_s / max(engine_speed, 1e-6)
 
     def first_max_chars(self, load: float) -> int:
         """Ceiling for a chunk that must start playback; `load` = jobs running or waiting per worker.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -194,9 +195,13 @@ class ScriptedEngine:
             yield chunk
 
 
-async def settle() -> None:
-    for _ in range(20):
+async def settle_until(condition) -> None:  # type: ignore[no-untyped-def]
+    """Let the loop run (no time passes on the fake clock) until `condition()` holds."""
+    for _ in range(1000):
+        if condition():
+            return
         await asyncio.sleep(0)
+    raise AssertionError("the context never got there")
 
 
 def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
@@ -212,7 +217,7 @@ def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
         ctx.done()
         events: list[object] = []
         consumer = asyncio.create_task(_collect_into(ctx, events))
-        await settle()
+        await settle_until(lambda: len(engine.jobs) == 2)
         first, second = engine.jobs
         assert first.text == "Hello there,"
         # Nothing plays yet: the first is due first_deadline_ms after the cut, less 1.2 s / 10.
@@ -223,7 +228,7 @@ def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
         clock.advance(0.1)
         engine.feeds[0].put_nowait(np.zeros(int(RATE * 0.3), np.float32))  # only 0.3 s, not 1.2
         engine.feeds[0].put_nowait(None)
-        await settle()
+        await settle_until(lambda: ctx.playout.ends_at() is not None and second.deadline < 101.0)
         # Playback started at 100.1 with 0.3 s (less the crossfade the stitcher holds back for the seam).
         # (The first job's real audio also taught the model: the second's prediction shrank a little.)
         synthesis = ctx.planner.predict_audio_s(len(second.text)) / 10.0
@@ -238,3 +243,28 @@ def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
 async def _collect_into(ctx: SpeechContext, events: list[object]) -> None:
     async for event in ctx.events():
         events.append(event)
+
+
+def test_a_long_job_is_never_due_before_the_short_one_ahead_of_it() -> None:
+    """Latest starts alone would put a long second job (much synthesis) before a short first one."""
+
+    async def main() -> None:
+        clock = FakeClock(100.0)
+        engine = ScriptedEngine(audio_per_char_s=0.1)
+        engine.info = dataclasses.replace(engine.info, nominal_speed=1.0)  # a slow engine: 1x real time
+        planner = PlannerSettings(first_deadline_ms=250.0, first_max_chars=12, loaded_first_max_chars=12)
+        ctx = SpeechContext(engine, voice="v", planner=planner, clock=clock)
+        ctx.append("Hi, and then a much longer sentence follows here.")
+        ctx.done()
+        consumer = asyncio.create_task(_collect_into(ctx, []))
+        await settle_until(lambda: len(engine.jobs) == 2)
+        first, second = engine.jobs
+        assert (first.text, second.text) == ("Hi,", "and then a")
+        # Unclamped, at 0.1 s of audio per character and 1x: the first is due at 100.25 - 0.3; the
+        # second after the first's 0.3 s, less its own 1.0 s of synthesis: 100.25 + 0.3 - 1.0 = 99.55.
+        assert second.deadline == pytest.approx(99.55)
+        assert first.deadline == pytest.approx(99.55)  # clamped: the short one is due no later
+        ctx.cancel()
+        await asyncio.wait_for(consumer, 5)
+
+    asyncio.run(main())

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from realtime.control.settings import PlannerSettings
+from realtime.engines.base import EngineStats
 from realtime.engines.deadline_queue import DeadlineQueue
+from realtime.ewma import Ewma
 from realtime.session.clock import FakeClock
-from realtime.session.planner import ChunkPlanner, Ewma, SegmentAudioModel
+from realtime.session.planner import ChunkPlanner, SegmentAudioModel
 from realtime.session.playout import PlayoutClock
 
 
@@ -49,6 +51,18 @@ def test_segment_audio_model_never_goes_negative() -> None:
     for chars, audio in ((10, 0.2), (100, 6.0), (50, 2.8)):  # the line crosses zero above 0 chars
         model.update(chars, audio)
     assert model.base_s >= 0.0 and model.per_char_s > 0.0
+
+
+def test_engine_recent_speed_follows_completed_jobs_only() -> None:
+    stats = EngineStats()
+    assert stats.recent_speed is None  # nothing measured: callers fall back to the nominal speed
+    stats.record(outcome="completed", chars=10, audio_s=1.0, busy_s=0.1)
+    assert stats.recent_speed == pytest.approx(10.0)
+    stats.record(outcome="cancelled", chars=10, audio_s=0.1, busy_s=1.0)  # cut short: says nothing
+    stats.record(outcome="failed", chars=10, audio_s=0.0, busy_s=1.0)
+    assert stats.recent_speed == pytest.approx(10.0)
+    stats.record(outcome="completed", chars=10, audio_s=2.0, busy_s=1.0)
+    assert stats.recent_speed == pytest.approx(10.0 + 0.1 * (2.0 - 10.0))
 
 
 def test_first_chunk_is_small_and_nothing_buffered_means_small() -> None:

@@ -17,6 +17,14 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
+async def wait_until(predicate, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout_s / 0.001)):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not reached")
+
+
 def test_jobs_are_admitted_earliest_deadline_first() -> None:
     async def main() -> list[str]:
         stats = EngineStats()
@@ -66,10 +74,10 @@ def test_a_deadline_moved_while_waiting_decides_the_order() -> None:
                 pass
 
         blocker = asyncio.create_task(consume(SynthesisJob("blocker", "v")))
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: pool.busy == 1)
         a, b = SynthesisJob("a", "v", deadline=1.0), SynthesisJob("b", "v", deadline=2.0)
         waiting = [asyncio.create_task(consume(job)) for job in (a, b)]
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: pool.queue_depth == 2)
         b.deadline = 0.5  # b's session ran dry sooner than predicted
         gate.set()
         await asyncio.gather(blocker, *waiting)
