@@ -25,33 +25,39 @@ async def wait_until(predicate, timeout_s: float = 5.0) -> None:  # type: ignore
     raise AssertionError("condition not reached")
 
 
+class GatedPool:
+    """One worker, held by the job "blocker" until `gate` is set; records the order jobs ran in."""
+
+    def __init__(self) -> None:
+        self.stats = EngineStats()
+        self.pool = WorkerPool(1, name="t", stats=self.stats, sample_rate=1000)
+        self.order: list[str] = []
+        self.gate = threading.Event()
+
+    def _work(self, job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
+        if job.text == "blocker":
+            self.gate.wait(5)
+        self.order.append(job.text)
+        emit(np.zeros(10, np.float32))
+
+    async def consume(self, job: SynthesisJob) -> None:
+        async for _ in self.pool.stream(job, self._work):
+            pass
+
+
 def test_jobs_are_admitted_earliest_deadline_first() -> None:
     async def main() -> list[str]:
-        stats = EngineStats()
-        pool = WorkerPool(1, name="t", stats=stats, sample_rate=1000)
-        order: list[str] = []
-        gate = threading.Event()
-
-        def work(job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
-            if job.text == "blocker":
-                gate.wait(5)
-            order.append(job.text)
-            emit(np.zeros(10, np.float32))
-
-        async def consume(text: str, deadline: float) -> None:
-            async for _ in pool.stream(SynthesisJob(text, "v", deadline=deadline), work):
-                pass
-
-        blocker = asyncio.create_task(consume("blocker", 0.0))
-        await asyncio.sleep(0.05)
-        waiting = [asyncio.create_task(consume(t, d)) for t, d in [("c", 3.0), ("a", 1.0), ("b", 2.0)]]
-        await asyncio.sleep(0.05)
-        assert pool.queue_depth == 3
-        gate.set()
+        gated = GatedPool()
+        blocker = asyncio.create_task(gated.consume(SynthesisJob("blocker", "v")))
+        await wait_until(lambda: gated.pool.busy == 1)
+        jobs = [SynthesisJob(t, "v", deadline=d) for t, d in [("c", 3.0), ("a", 1.0), ("b", 2.0)]]
+        waiting = [asyncio.create_task(gated.consume(job)) for job in jobs]
+        await wait_until(lambda: gated.pool.queue_depth == 3)
+        gated.gate.set()
         await asyncio.gather(blocker, *waiting)
-        await pool.close()
-        assert stats.jobs_completed == 4 and stats.audio_seconds == pytest.approx(0.04)
-        return order
+        await gated.pool.close()
+        assert gated.stats.jobs_completed == 4 and gated.stats.audio_seconds == pytest.approx(0.04)
+        return gated.order
 
     assert run(main()) == ["blocker", "a", "b", "c"]
 
@@ -60,29 +66,17 @@ def test_a_deadline_moved_while_waiting_decides_the_order() -> None:
     """Sessions move their waiting jobs' deadlines as they learn more; the pool reads them late."""
 
     async def main() -> list[str]:
-        pool = WorkerPool(1, name="t", stats=EngineStats(), sample_rate=1000)
-        order: list[str] = []
-        gate = threading.Event()
-
-        def work(job: SynthesisJob, emit) -> None:  # type: ignore[no-untyped-def]
-            if job.text == "blocker":
-                gate.wait(5)
-            order.append(job.text)
-
-        async def consume(job: SynthesisJob) -> None:
-            async for _ in pool.stream(job, work):
-                pass
-
-        blocker = asyncio.create_task(consume(SynthesisJob("blocker", "v")))
-        await wait_until(lambda: pool.busy == 1)
+        gated = GatedPool()
+        blocker = asyncio.create_task(gated.consume(SynthesisJob("blocker", "v")))
+        await wait_until(lambda: gated.pool.busy == 1)
         a, b = SynthesisJob("a", "v", deadline=1.0), SynthesisJob("b", "v", deadline=2.0)
-        waiting = [asyncio.create_task(consume(job)) for job in (a, b)]
-        await wait_until(lambda: pool.queue_depth == 2)
+        waiting = [asyncio.create_task(gated.consume(job)) for job in (a, b)]
+        await wait_until(lambda: gated.pool.queue_depth == 2)
         b.deadline = 0.5  # b's session ran dry sooner than predicted
-        gate.set()
+        gated.gate.set()
         await asyncio.gather(blocker, *waiting)
-        await pool.close()
-        return order
+        await gated.pool.close()
+        return gated.order
 
     assert run(main()) == ["blocker", "b", "a"]
 
