@@ -23,7 +23,7 @@ import websockets
 
 from realtime.audio.resample import StreamResampler
 
-from .common import ServerProcess, long_text, percentile
+from .common import ServerProcess, long_text, percentile, run_client
 
 FRAME = 320  # 20 ms at 16 kHz
 
@@ -116,7 +116,7 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|")
         for ms in (int(x) for x in args.min_speech_ms.split(",")):
-            results = [asyncio.run(trial(ws_url, frames, onset, ms)) for _ in range(args.trials)]
+            results = [run_client(trial(ws_url, frames, onset, ms)) for _ in range(args.trials)]
             ok = [r for r in results if "latency_ms" in r]
             lat = [r["latency_ms"] for r in ok]
             print(f"| {ms} | {percentile(lat, 50):.0f} ms | {percentile(lat, 95):.0f} ms | "

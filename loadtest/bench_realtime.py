@@ -25,7 +25,7 @@ import platform
 
 from .bench_bargein import caller_speech, trial
 from .bench_engine import measure
-from .common import ServerProcess, percentile
+from .common import ServerProcess, percentile, run_client
 from .report import Row
 from .sessions import run_ws_load
 from .twilio_load import run_twilio_load
@@ -54,12 +54,12 @@ def main() -> None:
     print(f"engine capacity (in-process, 16 jobs): {capacity_before:.1f}x real time")
     with ServerProcess() as server:
         ws = server.url.replace("http", "ws", 1)
-        ttfa = asyncio.run(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
+        ttfa = run_client(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
         results["ttfa_1_session"] = ttfa.aggregate().summary()
         sweep = []
         for ramp, n in ((r, int(x)) for r in (0.0, args.ramp_up) for x in args.levels.split(",")):
             runs = [
-                asyncio.run(
+                run_client(
                     run_ws_load(
                         ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0, ramp_up_s=ramp
                     )
@@ -84,11 +84,11 @@ def main() -> None:
                   f"errors {agg['errors']}")  # fmt: skip
         results["sweep"] = sweep
         frames, onset = caller_speech()
-        barge = [asyncio.run(trial(ws, frames, onset, 60)) for _ in range(args.trials)]
+        barge = [run_client(trial(ws, frames, onset, 60)) for _ in range(args.trials)]
         ok = [b["latency_ms"] for b in barge if "latency_ms" in b]
         results["barge_in"] = {"p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95), "missed": len(barge) - len(ok),
                                "stale_frames": sum(b.get("stale_frames", 0) for b in barge)}  # fmt: skip
-        twilio = asyncio.run(run_twilio_load(ws, calls=4, duration_s=min(args.duration, 15.0)))
+        twilio = run_client(run_twilio_load(ws, calls=4, duration_s=min(args.duration, 15.0)))
         results["twilio"] = twilio.aggregate().summary()
     # The VM's speed drifts: measure again with the server gone, and hold the sessions against the
     # faster of the two measurements (the conservative ratio).

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .common import BENCH_TEXT_120, ServerProcess, long_text, percentile
+from .common import BENCH_TEXT_120, ServerProcess, long_text, percentile, run_client
 from .report import FrameTrace
 
 PCM_RATE = 24000
@@ -169,12 +169,12 @@ def main() -> None:
     results["first_segment"] = first_segment
     direct = DirectPiper()
     with ServerProcess() as server:
-        results["ttfa_120"] = asyncio.run(
+        results["ttfa_120"] = run_client(
             interleaved_ttfa(server.url, direct, BENCH_TEXT_120, first_segment, args.runs)
         )
-        results["long"] = asyncio.run(gateway_long(server.url, direct, long, max(3, args.runs // 4)))
+        results["long"] = run_client(gateway_long(server.url, direct, long, max(3, args.runs // 4)))
         results["concurrent"] = [
-            asyncio.run(concurrent_streams(server.url, long, int(n), args.rounds))
+            run_client(concurrent_streams(server.url, long, int(n), args.rounds))
             for n in args.streams.split(",")
         ]
     t = results["ttfa_120"]

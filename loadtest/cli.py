@@ -10,11 +10,10 @@ per-session data to `--json`. Exits 1 if any session saw an error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 
 from . import report
-from .common import ServerProcess
+from .common import ServerProcess, run_client
 from .rest_load import RestLoadResult, run_rest_load
 from .sessions import WsLoadResult, run_ws_load
 from .tokens import load_paragraphs, text_of_length
@@ -109,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = dict(kv.split("=", 1) for kv in args.server_env)
         server = ServerProcess(*serve_args, env=env)
     try:
-        result = asyncio.run(run(args, server.url if server else args.url))
+        result = run_client(run(args, server.url if server else args.url))
     finally:
         if server is not None:
             server.close()

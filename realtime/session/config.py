@@ -30,6 +30,10 @@ class OutputConfig:
     lead_ms: float | None = 300.0
     """Send audio at most this far ahead of real-time playback; None: as fast as possible."""
 
+    @property
+    def frame_samples(self) -> int:
+        return max(1, self.sample_rate * self.frame_ms // 1000)
+
 
 @dataclass(frozen=True)
 class InputAudioConfig:

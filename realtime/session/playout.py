@@ -1,10 +1,10 @@
-"""The listener's playback clock: how far ahead we are, and when they ran dry.
+"""The listener's playback clock, and the pacing that keeps a stream a little ahead of it.
 
 Playback starts when the first audio is sent and proceeds in real time. Audio
 sent later than the moment playback would reach it is an underrun: the
-listener heard a gap, and playback resumes from the new audio. A pacer uses
-`lead_s` to send at most `max_lead_s` ahead of playback. Pure: times are
-passed in, so tests drive it with a fake clock.
+listener heard a gap, and playback resumes from the new audio. `BurstPacer`
+decides when the next frame may go so that a stream stays at most `lead_s`
+ahead. Pure: times are passed in, so tests drive both with a fake clock.
 """
 
 from __future__ import annotations
@@ -45,13 +45,48 @@ class PlayoutClock:
                 self._gap_s += late
         self.sent_s += duration_s
 
-    def wait_s(self, now: float, max_lead_s: float | None) -> float:
-        """How long to hold the next audio so the lead stays within `max_lead_s` (None: no limit)."""
-        if max_lead_s is None or self.started_at is None:
-            return 0.0
-        return max(0.0, self.lead_s(now) - max_lead_s)
-
     def ends_at(self) -> float | None:
         """When playback of everything sent ends, or ended (in the past while the listener waits);
         None before any audio. A job deadline: it stands still while no audio is sent."""
         return None if self.started_at is None else self.started_at + self._gap_s + self.sent_s
+
+
+BURST_FRACTION = 0.2
+"""A paced stream is topped up in bursts of this share of its lead (at least one frame)."""
+
+
+class BurstPacer:
+    """When the next frame may go: never more than `lead_s` ahead of playback, topped up in bursts.
+
+    Once the lead is full the stream waits until a fifth of it (at least one frame) has played,
+    then sends that much at once: one wakeup per burst instead of one per 20 ms frame, which was
+    a third of the event loop's time per frame (docs/BENCHMARKS.md). With Twilio's 100 ms lead a
+    burst is one frame: real-time pacing, as Twilio wants it. `lead_s` None: no pacing at all.
+    """
+
+    _EPS = 1e-9
+
+    def __init__(self, lead_s: float | None, frame_s: float) -> None:
+        if frame_s <= 0:
+            raise ValueError("frame_s must be > 0")
+        self.lead_s = lead_s
+        self.frame_s = frame_s
+        self.cap_s = max(lead_s or 0.0, frame_s)
+        """The lead after a burst: `lead_s`, or one frame if the lead is shorter than a frame."""
+        self.refill_at_s = self.cap_s - max(frame_s, BURST_FRACTION * self.cap_s)
+        self._refilling = False
+
+    def wait_s(self, ahead_s: float) -> float:
+        """0: send the next frame now; else ask again after this long. `ahead_s`: audio sent or
+        queued that the listener has not heard yet."""
+        if self.lead_s is None:
+            return 0.0
+        if self._refilling:
+            if ahead_s > self.refill_at_s + self._EPS:
+                return ahead_s - self.refill_at_s
+            self._refilling = False
+            return 0.0
+        if ahead_s + self.frame_s <= self.cap_s + self._EPS:
+            return 0.0
+        self._refilling = True
+        return max(ahead_s - self.refill_at_s, self._EPS)

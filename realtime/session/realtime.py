@@ -37,7 +37,8 @@ from .context import SpeechContext
 from .errors import ClientError as SessionError
 from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
 from .outbox import AudioFrame, Outbox
-from .playout import PlayoutClock
+from .playout import BurstPacer, PlayoutClock
+from .send_watch import SendWatch
 from .vad import UplinkAudio, VadConfig, VoiceActivityDetector
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class _Slot:
     context: SpeechContext
     output: OutputConfig
     resampler: StreamResampler
+    pacer: BurstPacer
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     sent_samples: int = 0
     playout_offset_s: float | None = None
@@ -144,6 +146,9 @@ class RealtimeSession:
         self._selection = self._resolve(config)
         self.outbox = Outbox()
         self.playout = PlayoutClock()
+        # Per frame: labelled children looked up once (`labels()` takes a lock and builds a key).
+        self._audio_counter = gateway.metrics.audio_seconds.labels(transport)
+        self._underrun_counter = gateway.metrics.underruns.labels(transport)
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._finished: deque[str] = deque(maxlen=256)
         self._implicit: str | None = None
@@ -233,8 +238,13 @@ class RealtimeSession:
         )  # fmt: skip
         context.segmenter.max_buffer_chars = self.limits.max_context_chars
         output = self.config.output
+        lead_s = None if output.lead_ms is None else output.lead_ms / 1000.0
         slot = _Slot(
-            context_id, context, output, StreamResampler(engine.info.sample_rate, output.sample_rate)
+            context_id,
+            context,
+            output,
+            StreamResampler(engine.info.sample_rate, output.sample_rate),
+            BurstPacer(lead_s, output.frame_samples / output.sample_rate),
         )
         self._slots[context_id] = slot
         self._slot_added.set()
@@ -350,7 +360,7 @@ class RealtimeSession:
         if slot.sent_samples and fade_len:
             ramp = np.cos(np.linspace(0.0, np.pi / 2, fade_len, dtype=np.float32))
             fade = (upcoming[:fade_len].astype(np.float32) * ramp).astype(np.int16)
-            fade = _full_frame(fade, max(1, slot.output.sample_rate * slot.output.frame_ms // 1000))
+            fade = _full_frame(fade, slot.output.frame_samples)
             # Straight behind the last queued frame; nothing of this context is queued after it.
             self.outbox.put_audio_now(AudioFrame(fade, slot.id, slot.output))
         else:
@@ -380,8 +390,11 @@ class RealtimeSession:
     ) -> None:
         """Speak until closed. Raises TimeoutError if the client stops reading for `send_timeout_s`."""
         speaker = asyncio.create_task(self._speaker())
+        watch = SendWatch(send_timeout_s, self.clock)
         try:
-            await self._writer(send_audio, send_event, send_timeout_s)
+            await watch.run(
+                self._writer(watch.watched(send_audio), watch.watched(send_event), send_timeout_s)
+            )
         finally:
             speaker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -394,7 +407,8 @@ class RealtimeSession:
         self.outbox.close()
         self.closed.set()
 
-    async def _writer(self, send_audio: SendAudio, send_event: SendEvent, timeout: float) -> None:
+    async def _writer(self, send_audio: SendAudio, send_event: SendEvent, observer_timeout: float) -> None:
+        """Sends what the outbox holds, in order; `run` times its sends (`SendWatch`)."""
         encoder: StreamEncoder | None = None
         encoder_output: OutputConfig | None = None
         encoder_context: str | None = None
@@ -402,7 +416,7 @@ class RealtimeSession:
             if isinstance(item, AudioFrame):
                 if item.output != encoder_output:
                     if encoder is not None and (tail := encoder.finish()):
-                        await asyncio.wait_for(send_audio(tail, item.context_id), timeout)
+                        await send_audio(tail, item.context_id)
                     encoder = create_encoder(item.output.encoding, item.output.sample_rate)
                     encoder_output = item.output
                 assert encoder is not None
@@ -411,22 +425,22 @@ class RealtimeSession:
                 self.last_sent_at = self.clock.now()
                 data = encoder.encode(item.pcm)
                 if data:
-                    await asyncio.wait_for(send_audio(data, item.context_id), timeout)
+                    await send_audio(data, item.context_id)
             else:
                 ends_stream = item.get("type") in ("context.done", "speech.interrupted")
                 if ends_stream and encoder is not None and item.get("context_id") == encoder_context:
                     # Each context is a complete container stream: its tail must arrive before the event.
                     if tail := encoder.finish():
-                        await asyncio.wait_for(send_audio(tail, item["context_id"]), timeout)
+                        await send_audio(tail, item["context_id"])
                     encoder = encoder_output = None
-                await asyncio.wait_for(send_event(item), timeout)
+                await send_event(item)
                 for observer in list(self._observers):
                     try:
-                        await asyncio.wait_for(observer(item), timeout)
+                        await asyncio.wait_for(observer(item), observer_timeout)
                     except Exception:
                         self.remove_observer(observer)
         if encoder is not None and (tail := encoder.finish()):
-            await asyncio.wait_for(send_audio(tail, ""), timeout)
+            await send_audio(tail, "")
 
     def _account_sent(self, frame: AudioFrame) -> None:
         now = self.clock.now()
@@ -444,8 +458,8 @@ class RealtimeSession:
         before = self.playout.underruns
         self.playout.on_send(now, frame.duration_s)
         if self.playout.underruns > before:
-            self.gateway.metrics.underruns.labels(self.transport).inc()
-        self.gateway.metrics.audio_seconds.labels(self.transport).inc(frame.duration_s)
+            self._underrun_counter.inc()
+        self._audio_counter.inc(frame.duration_s)
 
     async def _next_slot(self) -> _Slot | None:
         while True:
@@ -552,9 +566,7 @@ class RealtimeSession:
             "context_id": slot.id,
             "ttfa_ms": ttfa,
             "rtf": round(stats.synth_wall_s / audio_s, 3) if audio_s else None,
-            "buffer_ms": round(
-                (self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s) * 1000.0, 1
-            ),
+            "buffer_ms": round(self._ahead_s() * 1000.0, 1),
             "chunk": stats.last_chunk_chars,
             "underruns": self.playout.underruns,
             "engine": self._selection.engine.info.name,
@@ -565,26 +577,26 @@ class RealtimeSession:
         """Cut `pcm` into frames and queue them, never more than `lead_ms` ahead of playback."""
         out = slot.output
         slot.pending = np.concatenate([slot.pending, pcm]) if slot.pending.size else pcm
-        frame = max(1, out.sample_rate * out.frame_ms // 1000)
+        frame = out.frame_samples
         while slot.pending.size >= frame or (final and slot.pending.size):
             if slot.interrupted:
                 return
-            await self._pace(out)
+            await self._pace(slot.pacer)
             if slot.interrupted:  # an interruption may land while we wait
                 return
             chunk, slot.pending = _full_frame(slot.pending[:frame], frame), slot.pending[frame:]
             await self.outbox.put_audio(AudioFrame(chunk, slot.id, out), dropped=lambda: slot.interrupted)
 
-    async def _pace(self, out: OutputConfig) -> None:
-        if out.lead_ms is None:
-            return
-        limit = out.lead_ms / 1000.0
+    async def _pace(self, pacer: BurstPacer) -> None:
         while True:
-            ahead = self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s
-            excess = ahead - limit
-            if excess <= 0:
+            wait = pacer.wait_s(self._ahead_s())
+            if wait <= 0:
                 return
-            await asyncio.sleep(min(excess, 0.05))
+            await asyncio.sleep(min(wait, 0.05))
+
+    def _ahead_s(self) -> float:
+        """Audio the listener has yet to hear: sent and unplayed, or queued to send."""
+        return self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s
 
 
 def _full_frame(pcm: np.ndarray, frame: int) -> np.ndarray:

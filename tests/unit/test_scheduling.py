@@ -10,7 +10,7 @@ from realtime.engines.deadline_queue import DeadlineQueue
 from realtime.ewma import Ewma
 from realtime.session.clock import FakeClock
 from realtime.session.planner import ChunkPlanner, SegmentAudioModel
-from realtime.session.playout import PlayoutClock
+from realtime.session.playout import BurstPacer, PlayoutClock
 
 
 def planner(**kwargs) -> ChunkPlanner:  # type: ignore[no-untyped-def]
@@ -119,8 +119,6 @@ def test_playout_lead_and_underruns_with_a_fake_clock() -> None:
     clock.advance(0.4)
     assert play.played_s(clock.now()) == pytest.approx(0.4)
     assert play.lead_s(clock.now()) == pytest.approx(0.6)
-    assert play.wait_s(clock.now(), max_lead_s=0.5) == pytest.approx(0.1)
-    assert play.wait_s(clock.now(), max_lead_s=None) == 0.0
     play.on_send(clock.now(), 1.0)  # in time: no underrun
     assert play.underruns == 0
     clock.advance(2.5)  # playback reached 2.0 s at t=2.0; the next audio comes at t=2.9
@@ -176,3 +174,47 @@ def test_first_chunk_minimum_grows_with_load() -> None:
     assert p.plan(0.0, load=0.0).min_chars == 3  # "Sure," may go alone on an idle engine
     assert p.plan(0.0, load=0.5).min_chars == 7
     assert p.plan(0.0, load=2.0).min_chars == 12  # under load the first chunk must cover the wait
+
+
+def _paced_stream(
+    lead_s: float | None, frame_s: float, seconds: float
+) -> tuple[list[int], float, PlayoutClock]:
+    """Frames sent through a `BurstPacer` to a listener for `seconds` of fake time: the frames sent at
+    each wakeup, the largest lead seen, and the listener's clock."""
+    clock, play, pacer = FakeClock(), PlayoutClock(), BurstPacer(lead_s, frame_s)
+    bursts: list[int] = []
+    most_ahead = 0.0
+    while clock.now() < seconds:
+        sent = 0
+        while (wait := pacer.wait_s(play.lead_s(clock.now()))) == 0:
+            play.on_send(clock.now(), frame_s)
+            sent += 1
+            most_ahead = max(most_ahead, play.lead_s(clock.now()))
+        bursts.append(sent)
+        clock.advance(wait)
+    return bursts, most_ahead, play
+
+
+def test_pacer_tops_up_the_lead_in_bursts_of_a_fifth() -> None:
+    bursts, most_ahead, play = _paced_stream(0.3, 0.02, 10.0)
+    assert bursts[0] == 15  # 300 ms at once when the stream starts
+    assert set(bursts[1:]) == {3}  # then 60 ms per wakeup, not one wakeup per 20 ms frame
+    assert most_ahead <= 0.3 + 1e-9
+    assert play.underruns == 0 and play.sent_s >= 10.0
+
+
+def test_pacer_with_a_short_lead_paces_frame_by_frame() -> None:
+    """Twilio's 100 ms lead: a burst is one frame, so frames leave every 20 ms (real-time pacing)."""
+    bursts, most_ahead, play = _paced_stream(0.1, 0.02, 5.0)
+    assert bursts[0] == 5 and set(bursts[1:]) == {1}
+    assert most_ahead <= 0.1 + 1e-9 and play.underruns == 0
+
+
+def test_pacer_with_a_lead_under_one_frame_sends_each_frame_as_the_last_ends() -> None:
+    bursts, most_ahead, play = _paced_stream(0.005, 0.02, 1.0)
+    assert set(bursts) == {1} and most_ahead == pytest.approx(0.02) and play.underruns == 0
+
+
+def test_unpaced_stream_never_waits() -> None:
+    pacer = BurstPacer(None, 0.02)
+    assert pacer.wait_s(0.0) == pacer.wait_s(100.0) == 0.0

@@ -1,0 +1,73 @@
+"""`SendWatch`: a stalled send fails the writer; sends that finish in time never do."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from realtime.session.clock import FakeClock
+from realtime.session.send_watch import CHECKS_PER_TIMEOUT, SendWatch
+
+TIMEOUT_S = 0.2
+CHECK_S = TIMEOUT_S / CHECKS_PER_TIMEOUT
+
+
+async def _blocked_send(release: asyncio.Event, sent: list[str], item: str) -> None:
+    await release.wait()
+    sent.append(item)
+
+
+def test_a_stalled_send_raises_timeout_and_cancels_the_writer() -> None:
+    clock = FakeClock()
+    watch = SendWatch(TIMEOUT_S, clock)
+    release, sent = asyncio.Event(), []
+    send = watch.watched(lambda item: _blocked_send(release, sent, item))
+    cancelled = []
+
+    async def writer() -> None:
+        try:
+            await send("frame")
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def scenario() -> None:
+        runner = asyncio.ensure_future(watch.run(writer()))
+        await asyncio.sleep(3 * CHECK_S)
+        assert not runner.done(), "the send is blocked, but not for longer than the timeout yet"
+        clock.advance(TIMEOUT_S + 0.01)
+        with pytest.raises(TimeoutError, match="not reading"):
+            await asyncio.wait_for(runner, 5)
+        assert cancelled == [True] and sent == []
+
+    asyncio.run(scenario())
+
+
+def test_sends_that_finish_in_time_never_trip_the_watch() -> None:
+    clock = FakeClock()
+    watch = SendWatch(TIMEOUT_S, clock)
+    sent: list[int] = []
+
+    async def send(item: int) -> None:
+        await asyncio.sleep(0)
+        sent.append(item)
+
+    async def writer() -> str:
+        timed = watch.watched(send)
+        for i in range(10):
+            await timed(i)
+            clock.advance(TIMEOUT_S)  # idle time between sends does not count: no send is in progress
+            await asyncio.sleep(CHECK_S / 2)
+        return "done"
+
+    assert asyncio.run(watch.run(writer())) == "done"
+    assert sent == list(range(10)) and not watch.stalled()
+
+
+def test_a_writer_error_propagates() -> None:
+    async def writer() -> None:
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(SendWatch(TIMEOUT_S, FakeClock()).run(writer()))
