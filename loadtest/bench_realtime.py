@@ -10,7 +10,9 @@ capacity, barge-in latency and Twilio pacing, all in one run on one machine.
    tokens at 30 tokens/s (lead 300 ms) for `--duration` s, all started at once and then started
    evenly over `--ramp-up` s, `--runs` times each; underruns counted at the client (playback starts
    at the first frame). Utilisation = the audio all sessions received per second while all of them
-   ran (after the ramp, before the drain) / engine capacity.
+   ran (after the ramp, before the drain) / engine capacity. Also against the capacity measured
+   inside each run: the server's audio per CPU second of its inference threads × cores (from
+   /metrics), which follows the VM's speed while the sessions run.
 3. Barge-in latency (speech onset → last frame of the interrupted context), 20 trials.
 4. Twilio: 4 emulated calls; outbound frame pacing jitter.
 """
@@ -25,7 +27,7 @@ import platform
 
 from .bench_bargein import caller_speech, trial
 from .bench_engine import measure
-from .common import ServerProcess, percentile, run_client
+from .common import ServerProcess, capacity_between, engine_counters, percentile, run_client
 from .report import Row
 from .sessions import run_ws_load
 from .twilio_load import run_twilio_load
@@ -34,6 +36,10 @@ from .twilio_load import run_twilio_load
 def engine_capacity() -> float:
     """Audio seconds per second of the Piper engine called in-process, every core busy."""
     return float(asyncio.run(measure(os.cpu_count() or 1, 1, 16, True))["throughput_x"])
+
+
+def _listed(values: list[float | None], fmt: str) -> str:
+    return ", ".join("-" if v is None else fmt.format(v) for v in values)
 
 
 def main() -> None:
@@ -50,6 +56,7 @@ def main() -> None:
     results: dict[str, object] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
     }
+    cores = os.cpu_count() or 1
     capacity_before = engine_capacity()
     print(f"engine capacity (in-process, 16 jobs): {capacity_before:.1f}x real time")
     with ServerProcess() as server:
@@ -58,14 +65,17 @@ def main() -> None:
         results["ttfa_1_session"] = ttfa.aggregate().summary()
         sweep = []
         for ramp, n in ((r, int(x)) for r in (0.0, args.ramp_up) for x in args.levels.split(",")):
-            runs = [
-                run_client(
-                    run_ws_load(
-                        ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0, ramp_up_s=ramp
+            runs, in_run = [], []
+            for _ in range(args.runs):
+                before = engine_counters(server.url, "piper")
+                runs.append(
+                    run_client(
+                        run_ws_load(
+                            ws, sessions=n, duration_s=args.duration, tokens_per_second=30.0, ramp_up_s=ramp
+                        )
                     )
-                )  # fmt: skip
-                for _ in range(args.runs)
-            ]
+                )
+                in_run.append(capacity_between(before, engine_counters(server.url, "piper"), cores))
             aggs = [load.aggregate() for load in runs]
             rates = [rate for load in runs if (rate := load.steady_audio_rate()) is not None]
             agg = Row.aggregate(aggs).summary()
@@ -77,6 +87,12 @@ def main() -> None:
                 **agg,
                 "underruns_per_run": [a.underruns for a in aggs],
                 "steady_audio_rate_x": rate,
+                "in_run_capacity_x": in_run,
+                "in_run_utilisation": [
+                    r / c
+                    for load, c in zip(runs, in_run, strict=True)
+                    if c and (r := load.steady_audio_rate()) is not None
+                ],  # fmt: skip
             }
             sweep.append(row)
             print(f"{n} sessions (ramp-up {ramp:g} s, {args.runs} runs): underruns {row['underruns_per_run']}, "
@@ -105,12 +121,13 @@ def main() -> None:
         f"TTFA, 1 session at 30 tokens/s: p50 {t['ttfa_p50_ms']} ms, p95 {t['ttfa_p95_ms']} ms ({t['items']} contexts)"
     )  # type: ignore[index]
     print("\n| sessions | starts | underruns per run | late ms | TTFA p50 | TTFA p95 | steady audio | of capacity "
-          "| N / capacity (upper bound) | errors |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| capacity in the run | of it | N / capacity (upper bound) | errors |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sweep:
         starts = f"over {r['ramp_up_s']:g} s" if r["ramp_up_s"] else "together"
         print(f"| {r['sessions']} | {starts} | {r['underruns_per_run']} | {r['late_ms']} | {r['ttfa_p50_ms']} ms "
               f"| {r['ttfa_p95_ms']} ms | {r['steady_audio_rate_x']:.1f}x | {r['utilisation']:.0%} "
+              f"| {_listed(r['in_run_capacity_x'], '{:.1f}x')} | {_listed(r['in_run_utilisation'], '{:.0%}')} "
               f"| {r['demand_utilisation']:.0%} | {r['errors']} |")  # fmt: skip
     print(
         f"\nbarge-in (min_speech_ms 60): p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms, "  # type: ignore[index]

@@ -86,6 +86,31 @@ class ServerProcess:
         self.close()
 
 
+def engine_counters(base_url: str, engine: str) -> dict[str, float]:
+    """`audio_seconds` and `cpu_seconds` of `engine` from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    wanted = {
+        "realtime_engine_audio_seconds_total": "audio_seconds",
+        "realtime_engine_cpu_seconds_total": "cpu_seconds",
+    }
+    return {
+        wanted[sample.name]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in wanted and sample.labels.get("engine") == engine
+    }
+
+
+def capacity_between(before: dict[str, float], after: dict[str, float], cores: int) -> float | None:
+    """The engine's capacity while it ran between two `engine_counters` readings: audio per CPU second
+    of its worker threads × `cores` (what it would deliver with every core synthesizing). None if it
+    did no work. Measured inside the run, so it follows a VM whose speed drifts."""
+    cpu = after["cpu_seconds"] - before["cpu_seconds"]
+    return None if cpu <= 0 else cores * (after["audio_seconds"] - before["audio_seconds"]) / cpu
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

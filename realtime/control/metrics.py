@@ -24,6 +24,9 @@ class _EngineCollector:
         audio = CounterMetricFamily("realtime_engine_audio_seconds", "Audio synthesized", labels=["engine"])
         chars = CounterMetricFamily("realtime_engine_chars", "Characters synthesized", labels=["engine"])
         busy = CounterMetricFamily("realtime_engine_busy_seconds", "Worker time spent", labels=["engine"])
+        cpu = CounterMetricFamily(
+            "realtime_engine_cpu_seconds", "CPU time of the worker threads running jobs", labels=["engine"]
+        )
         depth = GaugeMetricFamily(
             "realtime_engine_queue_depth", "Jobs waiting for a worker", labels=["engine"]
         )
@@ -37,9 +40,10 @@ class _EngineCollector:
             audio.add_metric([name], s.audio_seconds)
             chars.add_metric([name], s.chars)
             busy.add_metric([name], s.busy_seconds)
+            cpu.add_metric([name], s.cpu_seconds)
             depth.add_metric([name], engine.queue_depth)
             ready.add_metric([name], 1.0 if engine.ready else 0.0)
-        yield from (jobs, audio, chars, busy, depth, ready)
+        yield from (jobs, audio, chars, busy, cpu, depth, ready)
 
 
 class Metrics:

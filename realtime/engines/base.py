@@ -99,9 +99,12 @@ class EngineStats:
         self.chars = 0
         self.audio_seconds = 0.0
         self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0
+        """CPU time of the threads that ran the jobs: with one intra-op thread per worker, all of the
+        inference. Audio per CPU second × cores is the engine's capacity on this machine right now."""
         self._speed = Ewma(0.0, alpha=0.1)
 
-    def record(self, *, outcome: str, chars: int, audio_s: float, busy_s: float) -> None:
+    def record(self, *, outcome: str, chars: int, audio_s: float, busy_s: float, cpu_s: float = 0.0) -> None:
         with self._lock:
             if outcome == "completed":
                 self.jobs_completed += 1
@@ -112,6 +115,7 @@ class EngineStats:
             self.chars += chars
             self.audio_seconds += audio_s
             self.busy_seconds += busy_s
+            self.cpu_seconds += cpu_s
             if outcome == "completed" and audio_s > 0 and busy_s > 0:
                 self._speed.update(audio_s / busy_s)
 

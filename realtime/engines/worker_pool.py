@@ -121,6 +121,7 @@ class WorkerPool:
         def run() -> None:
             self._stats.started()
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             outcome = "completed"
             try:
                 work(job, emit)
@@ -135,6 +136,7 @@ class WorkerPool:
                     chars=len(job.text),
                     audio_s=audio_samples / self._sample_rate,
                     busy_s=time.perf_counter() - started,
+                    cpu_s=time.thread_time() - cpu_started,
                 )
                 loop.call_soon_threadsafe(chunks.put_nowait, _DONE)
 

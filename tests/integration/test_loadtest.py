@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import cli, report
+from loadtest.common import capacity_between, engine_counters
 from loadtest.report import FrameTrace
 from loadtest.rest_load import run_rest_load
 from loadtest.sessions import run_ws_load
@@ -60,7 +61,15 @@ def test_underrun_rule() -> None:
     assert trace.audio_between(0.0, 0.1) == pytest.approx(0.06)  # arrivals at 0, 0, 40 ms; 100 ms is out
 
 
+def test_capacity_between_counter_readings() -> None:
+    before = {"audio_seconds": 10.0, "cpu_seconds": 1.0}
+    after = {"audio_seconds": 40.0, "cpu_seconds": 4.0}
+    assert capacity_between(before, after, cores=2) == pytest.approx(20.0)  # 10 s of audio per CPU s, 2 cores
+    assert capacity_between(after, after, cores=2) is None, "no work, no measurement"
+
+
 def test_ws_mode(tone_server: LiveServer, tmp_path: Path) -> None:
+    before = engine_counters(tone_server.url, "tone")
     result = asyncio.run(
         run_ws_load(tone_server.url, sessions=2, duration_s=3.0, tokens_per_second=60, engine="tone",
                     paragraphs=PARAGRAPHS, lead_ms=300)
@@ -86,6 +95,10 @@ def test_ws_mode(tone_server: LiveServer, tmp_path: Path) -> None:
     assert window is not None and window[1] - window[0] == pytest.approx(2.0, abs=0.2)
     rate = result.steady_audio_rate(settle_s=1.0)
     assert rate is not None and 0.8 < rate < 2.5, "two sessions speak at about real time each"
+    after = engine_counters(tone_server.url, "tone")
+    received = sum(c.trace.audio_s for s in result.sessions for c in s.contexts)
+    assert after["audio_seconds"] - before["audio_seconds"] == pytest.approx(received, rel=0.05)
+    assert after["cpu_seconds"] >= before["cpu_seconds"]
     path = tmp_path / "ws.json"
     report.write_json(path, result.to_json())
     data = json.loads(path.read_text())

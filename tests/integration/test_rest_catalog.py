@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.server import LiveServer
 
@@ -57,3 +58,13 @@ def test_health_ready_metrics(server: LiveServer) -> None:
     ]
     assert count and any(float(line.split()[-1]) >= 1 for line in count)
     assert 'realtime_errors_total{code="missing_required_parameter"}' in text
+    piper = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("engine") == "piper"
+    }
+    # The worker thread's CPU time is counted: audio per CPU second is the engine's speed (Piper is
+    # several times faster than real time on any machine this runs on).
+    assert piper["realtime_engine_cpu_seconds_total"] > 0
+    assert piper["realtime_engine_audio_seconds_total"] / piper["realtime_engine_cpu_seconds_total"] > 1
