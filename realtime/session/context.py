@@ -109,6 +109,9 @@ class SpeechContext:
         self._first_job_done = False
         self._first_due: float | None = None
         """The first chunk is due this soon after it is cut (`first_deadline_ms`): nothing plays yet."""
+        self._held_until: float | None = None
+        """The consumer holds the emitted audio back (a startup hold) and starts playback by then."""
+        self._held_s = 0.0
         self._last_text_at = self.clock.now()
         self._wake_producer = asyncio.Event()
         self._wake_consumer = asyncio.Event()
@@ -147,6 +150,29 @@ class SpeechContext:
         self._wake_producer.set()
         self._wake_consumer.set()
 
+    def hold_playback(self, until: float) -> None:
+        """The consumer holds what was emitted and starts playing it at `until` at the latest.
+
+        Until `release_playback`, emitted audio does not start the playout clock: deadlines count
+        from `until` instead, so a held context's jobs do not look more urgent than they are and take
+        workers from contexts that are playing."""
+        if self._held_until is not None:
+            return
+        self._held_until = until
+        self._held_s = self.playout.sent_s  # what was emitted so far has not played yet
+        self.playout = PlayoutClock()
+        self._wake_producer.set()
+
+    def release_playback(self) -> None:
+        """The held audio starts playing now."""
+        if self._held_until is None:
+            return
+        self._held_until = None
+        if self._held_s > 0:
+            self.playout.on_send(self.clock.now(), self._held_s)
+        self._held_s = 0.0
+        self._wake_producer.set()
+
     @property
     def cancelled(self) -> bool:
         return self._cancelled
@@ -171,7 +197,10 @@ class SpeechContext:
         return queued + max(0.0, predicted - job.samples / self.sample_rate)
 
     def _playback_ends_at(self) -> float:
-        """When the listener runs out of what was sent; before any audio, when the first chunk is due."""
+        """When the listener runs out of what was sent; before any audio, when the first chunk is due;
+        while the consumer holds the audio, when what it holds would end if released at the latest."""
+        if self._held_until is not None:
+            return self._held_until + self._held_s
         ends = self.playout.ends_at()
         if ends is not None:
             return ends
@@ -200,7 +229,8 @@ class SpeechContext:
 
     def buffered_s(self) -> float:
         """Audio ahead of the listener: sent but unplayed, queued, and predicted from running jobs."""
-        return self.playout.lead_s(self.clock.now()) + sum(self._audio_to_come_s(j) for j in self._jobs)
+        ahead = self.playout.lead_s(self.clock.now()) + self._held_s
+        return ahead + sum(self._audio_to_come_s(j) for j in self._jobs)
 
     # -- producer -----------------------------------------------------------------------------
 
@@ -302,7 +332,10 @@ class SpeechContext:
         if self.stats.first_audio_at is None:
             self.stats.first_audio_at = now
         self.stats.audio_samples += samples.size
-        self.playout.on_send(now, samples.size / self.sample_rate)
+        if self._held_until is not None:
+            self._held_s += samples.size / self.sample_rate
+        else:
+            self.playout.on_send(now, samples.size / self.sample_rate)
         return AudioOut(samples)
 
     async def events(self) -> AsyncIterator[ContextEvent]:

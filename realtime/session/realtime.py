@@ -104,6 +104,11 @@ class StartupHold:
     def holding(self) -> bool:
         return self._until is not None
 
+    @property
+    def until(self) -> float | None:
+        """When the hold ends at the latest; None when not holding."""
+        return self._until
+
     def remaining(self, now: float) -> float | None:
         return None if self._until is None else max(0.0, self._until - now)
 
@@ -518,6 +523,8 @@ class RealtimeSession:
             out = float_to_int16(slot.resampler.process(event.samples))
             if slot.sent_samples == 0 and not hold.decided:
                 hold.decide(self.clock.now(), saturated=self._selection.engine.load >= 1.0)
+                if (until := hold.until) is not None:
+                    slot.context.hold_playback(until)
             hold.audio_arrived()
         elif isinstance(event, SegmentStarted):
             hold.segment_started()
@@ -549,6 +556,7 @@ class RealtimeSession:
             await self._queue_frames(slot, item, final=False)
 
     async def _replay_held(self, slot: _Slot) -> None:
+        slot.context.release_playback()
         while slot.held and not slot.interrupted:
             await self._output(slot, slot.held.pop(0))
 

@@ -240,6 +240,47 @@ def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
     asyncio.run(main())
 
 
+def test_held_playback_counts_deadlines_from_the_real_start() -> None:
+    """A consumer that holds the first audio back (a startup hold) starts playback later than the
+    emit: until it releases, the next job's deadline counts from the hold's latest end, then from
+    the release, never from the emit (which would make a held context look urgent)."""
+
+    async def main() -> None:
+        clock = FakeClock(100.0)
+        engine = ScriptedEngine(audio_per_char_s=0.1)
+        ctx = SpeechContext(engine, voice="v", planner=PlannerSettings(first_deadline_ms=250.0), clock=clock)
+        ctx.append("Hello there, my good friend.")
+        ctx.done()
+        events: list[object] = []
+        consumer = asyncio.create_task(_collect_into(ctx, events))
+        await settle_until(lambda: len(engine.jobs) == 2)
+        second = engine.jobs[1]
+        clock.advance(0.1)
+        engine.feeds[0].put_nowait(np.zeros(int(RATE * 0.3), np.float32))
+        engine.feeds[0].put_nowait(None)
+        await settle_until(lambda: ctx.playout.ends_at() is not None and second.deadline < 101.0)
+        synthesis = ctx.planner.predict_audio_s(len(second.text)) / 10.0
+        held = ctx.playout.sent_s  # 0.3 s less the crossfade the stitcher keeps for the seam
+        assert second.deadline == pytest.approx(100.1 + held - synthesis)  # playing since the emit
+
+        ctx.hold_playback(until=100.7)
+        await settle_until(lambda: second.deadline > 100.5)
+        assert ctx.playout.ends_at() is None, "nothing plays while the audio is held"
+        assert second.deadline == pytest.approx(100.7 + held - synthesis)
+        assert ctx.buffered_s() >= held, "held audio still counts as buffered for chunk sizing"
+
+        clock.advance(0.2)
+        ctx.release_playback()
+        await settle_until(lambda: second.deadline < 100.5)
+        assert ctx.playout.ends_at() == pytest.approx(100.3 + held)
+        assert second.deadline == pytest.approx(100.3 + held - synthesis)
+        engine.feeds[1].put_nowait(None)
+        await asyncio.wait_for(consumer, 5)
+        assert isinstance(events[-1], ContextDone)
+
+    asyncio.run(main())
+
+
 async def _collect_into(ctx: SpeechContext, events: list[object]) -> None:
     async for event in ctx.events():
         events.append(event)
