@@ -17,10 +17,11 @@ def test_saturated_engine_holds_until_the_second_segment_has_audio() -> None:
     hold.decide(10.0, saturated=True)
     hold.audio_arrived()
     assert hold.holding() and abs(hold.remaining(10.25) - 0.35) < 1e-9
+    assert hold.until == 10.6, "the context counts its deadlines from here while held"
     hold.segment_started()  # announced, but its audio may still be far off
     assert hold.holding()
     hold.audio_arrived()
-    assert not hold.holding()
+    assert not hold.holding() and hold.until is None
 
 
 def test_the_hold_expires_and_can_be_disabled() -> None:
