@@ -204,20 +204,39 @@ async def settle_until(condition) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError("the context never got there")
 
 
+async def _two_jobs_queued() -> tuple[
+    FakeClock, ScriptedEngine, SpeechContext, list[object], asyncio.Task[None]
+]:
+    """A context at t=100 on a scripted engine, read by a collecting consumer, its whole text cut into
+    two waiting jobs: "Hello there," and "my good friend."."""
+    clock = FakeClock(100.0)
+    engine = ScriptedEngine(audio_per_char_s=0.1)
+    ctx = SpeechContext(engine, voice="v", planner=PlannerSettings(first_deadline_ms=250.0), clock=clock)
+    ctx.append("Hello there, my good friend.")
+    ctx.done()
+    events: list[object] = []
+    consumer = asyncio.create_task(_collect_into(ctx, events))
+    await settle_until(lambda: len(engine.jobs) == 2)
+    return clock, engine, ctx, events, consumer
+
+
+async def _first_job_yields(
+    clock: FakeClock, engine: ScriptedEngine, ctx: SpeechContext, audio_s: float
+) -> None:
+    """0.1 s later the first job ends with `audio_s` of audio, which the consumer takes (playback starts)."""
+    clock.advance(0.1)
+    engine.feeds[0].put_nowait(np.zeros(int(RATE * audio_s), np.float32))
+    engine.feeds[0].put_nowait(None)
+    await settle_until(lambda: ctx.playout.ends_at() is not None and engine.jobs[1].deadline < 101.0)
+
+
 def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
     """A job's deadline is its latest start: when the audio ahead of it runs out (predicted while the
     job ahead runs, then what that job really yielded) less its own synthesis time (the engine's
     nominal 10x real time here: 0.1 s per second of audio)."""
 
     async def main() -> None:
-        clock = FakeClock(100.0)
-        engine = ScriptedEngine(audio_per_char_s=0.1)
-        ctx = SpeechContext(engine, voice="v", planner=PlannerSettings(first_deadline_ms=250.0), clock=clock)
-        ctx.append("Hello there, my good friend.")
-        ctx.done()
-        events: list[object] = []
-        consumer = asyncio.create_task(_collect_into(ctx, events))
-        await settle_until(lambda: len(engine.jobs) == 2)
+        clock, engine, ctx, events, consumer = await _two_jobs_queued()
         first, second = engine.jobs
         assert first.text == "Hello there,"
         # Nothing plays yet: the first is due first_deadline_ms after the cut, less 1.2 s / 10.
@@ -225,10 +244,7 @@ def test_waiting_jobs_deadlines_follow_the_audio_ahead_of_them() -> None:
         # The second: after the first's predicted 1.2 s of audio, less its own 1.5 s / 10.
         assert second.text == "my good friend."
         assert second.deadline == pytest.approx(100.25 + 1.2 - 0.15)
-        clock.advance(0.1)
-        engine.feeds[0].put_nowait(np.zeros(int(RATE * 0.3), np.float32))  # only 0.3 s, not 1.2
-        engine.feeds[0].put_nowait(None)
-        await settle_until(lambda: ctx.playout.ends_at() is not None and second.deadline < 101.0)
+        await _first_job_yields(clock, engine, ctx, 0.3)  # only 0.3 s, not 1.2
         # Playback started at 100.1 with 0.3 s (less the crossfade the stitcher holds back for the seam).
         # (The first job's real audio also taught the model: the second's prediction shrank a little.)
         synthesis = ctx.planner.predict_audio_s(len(second.text)) / 10.0
@@ -246,19 +262,9 @@ def test_held_playback_counts_deadlines_from_the_real_start() -> None:
     the release, never from the emit (which would make a held context look urgent)."""
 
     async def main() -> None:
-        clock = FakeClock(100.0)
-        engine = ScriptedEngine(audio_per_char_s=0.1)
-        ctx = SpeechContext(engine, voice="v", planner=PlannerSettings(first_deadline_ms=250.0), clock=clock)
-        ctx.append("Hello there, my good friend.")
-        ctx.done()
-        events: list[object] = []
-        consumer = asyncio.create_task(_collect_into(ctx, events))
-        await settle_until(lambda: len(engine.jobs) == 2)
+        clock, engine, ctx, events, consumer = await _two_jobs_queued()
         second = engine.jobs[1]
-        clock.advance(0.1)
-        engine.feeds[0].put_nowait(np.zeros(int(RATE * 0.3), np.float32))
-        engine.feeds[0].put_nowait(None)
-        await settle_until(lambda: ctx.playout.ends_at() is not None and second.deadline < 101.0)
+        await _first_job_yields(clock, engine, ctx, 0.3)
         synthesis = ctx.planner.predict_audio_s(len(second.text)) / 10.0
         held = ctx.playout.sent_s  # 0.3 s less the crossfade the stitcher keeps for the seam
         assert second.deadline == pytest.approx(100.1 + held - synthesis)  # playing since the emit
