@@ -14,9 +14,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from loadtest import cli, report
+from loadtest import bench_engine, cli, report
 from loadtest.common import capacity_between, engine_counters
 from loadtest.report import FrameTrace
 from loadtest.rest_load import run_rest_load
@@ -160,3 +161,20 @@ def test_cli_exits_1_on_session_errors(tone_server: LiveServer, capsys: pytest.C
     )
     assert code == 1
     assert "| ws-0 |" in capsys.readouterr().out
+
+
+def test_chunk_cost_texts_and_silence_edges() -> None:
+    chunks = bench_engine.word_chunks(20, 3)
+    assert len(set(chunks)) == 3
+    assert all(len(c) >= 20 and not any(p in c for p in ".,") for c in chunks), chunks
+    audio = np.zeros(1000, np.float32)
+    audio[100:900] = 0.5
+    assert bench_engine.edge_silence_s(audio, 1000) == pytest.approx(0.2, abs=0.002)
+    assert bench_engine.edge_silence_s(np.zeros(500, np.float32), 1000) == 0.5
+
+
+def test_chunk_costs_run_the_real_engine() -> None:
+    costs = asyncio.run(bench_engine.chunk_costs([5, 40], rounds=1, jobs=2))
+    assert set(costs) == {5, 40}
+    assert costs[40]["audio_per_chunk_s"] > costs[5]["audio_per_chunk_s"] > 0
+    assert all(c["audio_per_cpu_s"] > 0 and 0 < c["silence_per_chunk_s"] < 1 for c in costs.values())
