@@ -60,6 +60,7 @@ class _Slot:
     pacer: BurstPacer
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     sent_samples: int = 0
+    queued_samples: int = 0
     playout_offset_s: float | None = None
     played_ms_reported: float | None = None
     interrupted: bool = False
@@ -155,6 +156,10 @@ class RealtimeSession:
         self._audio_counter = gateway.metrics.audio_seconds.labels(transport)
         self._underrun_counter = gateway.metrics.underruns.labels(transport)
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
+        self._draining: OrderedDict[str, _Slot] = OrderedDict()
+        """Contexts whose audio is all queued but not yet played out: still interruptible. Without this
+        a barge-in in an answer's last `lead_ms`, or anywhere in one sent faster than real time
+        (`lead_ms` null), would leave the client playing audio it should drop."""
         self._finished: deque[str] = deque(maxlen=256)
         self._implicit: str | None = None
         self._ids = itertools.count(1)
@@ -310,7 +315,11 @@ class RealtimeSession:
             self._implicit = None
 
     def playback_position(self, context_id: str | None, played_ms: float) -> None:
-        slot = self._slots.get(context_id) if context_id else next(iter(self._slots.values()), None)
+        if context_id:
+            slot = self._slots.get(context_id) or self._draining.get(context_id)
+        else:  # the context the listener hears now: the oldest one not yet played out
+            self._prune_draining()
+            slot = next(iter(self._draining.values()), None) or next(iter(self._slots.values()), None)
         if slot is not None:
             slot.played_ms_reported = max(slot.played_ms_reported or 0.0, played_ms)
 
@@ -326,29 +335,42 @@ class RealtimeSession:
 
     @property
     def speaking(self) -> bool:
-        return any(not s.interrupted for s in self._slots.values())
+        self._prune_draining()
+        return bool(self._draining) or any(not s.interrupted for s in self._slots.values())
 
     def _played_ms(self, slot: _Slot) -> float:
         if slot.played_ms_reported is not None:
             return min(slot.played_ms_reported, slot.sent_ms())
+        return self._estimated_played_ms(slot)
+
+    def _estimated_played_ms(self, slot: _Slot) -> float:
+        """What the pacing clock says the listener has heard of `slot`."""
         if slot.playout_offset_s is None:
             return 0.0
         played = (self.playout.played_s(self.clock.now()) - slot.playout_offset_s) * 1000.0
         return max(0.0, min(played, slot.sent_ms()))
 
+    def _prune_draining(self) -> None:
+        """Forget contexts the listener has heard to the end (by the clock: reports may lag or never come)."""
+        for slot in list(self._draining.values()):
+            if slot.sent_samples >= slot.queued_samples and self._estimated_played_ms(slot) >= slot.sent_ms():
+                del self._draining[slot.id]
+
     def interrupt(self, reason: str, context_id: str | None = None) -> list[str]:
         """Stop a context (default: every open one) now; returns the ids interrupted."""
+        self._prune_draining()
         if context_id is not None:
-            slot = self._slots.get(context_id)
+            slot = self._slots.get(context_id) or self._draining.get(context_id)
             if slot is None:
                 if context_id in self._finished:
-                    return []
+                    return []  # played out already: nothing left to stop
                 raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
-            targets = [slot]
+            targets = [slot] if not slot.interrupted else []
         else:
-            targets = [s for s in self._slots.values() if not s.interrupted]
+            targets = [*self._draining.values(), *(s for s in self._slots.values() if not s.interrupted)]
         for slot in targets:
             self._interrupt_slot(slot, reason)
+            self._draining.pop(slot.id, None)
         return [s.id for s in targets]
 
     def _interrupt_slot(self, slot: _Slot, reason: str) -> None:
@@ -449,7 +471,7 @@ class RealtimeSession:
 
     def _account_sent(self, frame: AudioFrame) -> None:
         now = self.clock.now()
-        slot = self._slots.get(frame.context_id)
+        slot = self._slots.get(frame.context_id) or self._draining.get(frame.context_id)
         if slot is not None:
             if slot.playout_offset_s is None:
                 slot.playout_offset_s = self.playout.sent_s
@@ -480,6 +502,11 @@ class RealtimeSession:
             await self._speak(slot)
             self._slots.pop(slot.id, None)
             self._finished.append(slot.id)
+            if not slot.interrupted:
+                self._draining[slot.id] = slot
+                self._prune_draining()
+                while len(self._draining) > self.limits.max_contexts:
+                    self._draining.popitem(last=False)
         self.outbox.close()  # the writer sends what is queued, then returns
 
     async def _speak(self, slot: _Slot) -> None:
@@ -593,7 +620,8 @@ class RealtimeSession:
             if slot.interrupted:  # an interruption may land while we wait
                 return
             chunk, slot.pending = _full_frame(slot.pending[:frame], frame), slot.pending[frame:]
-            await self.outbox.put_audio(AudioFrame(chunk, slot.id, out), dropped=lambda: slot.interrupted)
+            if await self.outbox.put_audio(AudioFrame(chunk, slot.id, out), dropped=lambda: slot.interrupted):
+                slot.queued_samples += chunk.size
 
     async def _pace(self, pacer: BurstPacer) -> None:
         while True:

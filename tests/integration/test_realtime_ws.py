@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import msgpack
 import numpy as np
 import pytest
@@ -384,6 +385,47 @@ def test_lead_ms_zero_sends_as_fast_as_possible(tone: LiveServer) -> None:
             assert audio_s > 8.0
             assert audio_s >= 3 * elapsed, (audio_s, elapsed)
             check_context(client, first["context_id"], text)
+
+    run(scenario())
+
+
+def test_an_answer_sent_ahead_stays_interruptible_until_it_has_played(tone: LiveServer) -> None:
+    """With no pacing the whole answer is sent at once; the listener is still playing it after
+    `context.done`, so a cancel must still reach it (the client drops what it has buffered)."""
+    text = "Sent long before it plays, this answer can still be stopped. " * 2
+
+    async def scenario() -> None:
+        async with session(tone, query=TONE) as client:
+            await client.update(output={"lead_ms": 0})
+            done = await client.speak(text, "ahead")
+            sent = pcm_ms(client.audio("ahead"))
+            assert sent > 3000 and done["audio_ms"] > 3000
+            async with httpx.AsyncClient(base_url=tone.url) as http:
+                status = (await http.get(f"/v1/sessions/{client.created['session_id']}")).json()
+            assert status["speaking"], "played out only by the clock, not by the send"
+            await client.send("context.cancel", context_id="ahead")
+            interrupted = await client.expect("speech.interrupted", context_id="ahead")
+            assert interrupted["reason"] == "cancel"
+            assert interrupted["sent_ms"] == pytest.approx(sent, abs=FRAME_MS)
+            assert 0 <= interrupted["played_ms"] < sent - 1500, "most of it was still to play"
+            late = await client.quiet(0.3)
+            assert not [i for i in late if isinstance(i, Audio)], "nothing is sent after the cut"
+            # Once interrupted, or once played out, there is nothing left to stop.
+            await client.send("context.cancel", context_id="ahead")
+            assert not [i for i in await client.quiet(0.3) if isinstance(i, Event)]
+
+    run(scenario())
+
+
+def test_a_played_out_answer_is_not_interrupted(tone: LiveServer) -> None:
+    async def scenario() -> None:
+        async with session(tone, query=TONE) as client:
+            await client.update(output={"lead_ms": 0})
+            await client.speak("Short.", "short")
+            await asyncio.sleep(pcm_ms(client.audio("short")) / 1000.0 + 0.2)
+            await client.send("context.cancel")
+            await client.send("context.cancel", context_id="short")
+            assert not [i for i in await client.quiet(0.3) if isinstance(i, Event)]
 
     run(scenario())
 
