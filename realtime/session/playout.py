@@ -45,6 +45,12 @@ class PlayoutClock:
                 self._gap_s += late
         self.sent_s += duration_s
 
+    def truncate(self, now: float) -> None:
+        """The listener dropped what it had not played (a barge-in: `clear`, a flushed buffer): what
+        follows may go at once instead of queueing behind audio nobody will hear."""
+        if self.started_at is not None:
+            self.sent_s = self.played_s(now)
+
     def ends_at(self) -> float | None:
         """When playback of everything sent ends, or ended (in the past while the listener waits);
         None before any audio. A job deadline: it stands still while no audio is sent."""

@@ -172,7 +172,9 @@ class RealtimeSession:
         self._configure_vad()
         self.last_sent_at = self.clock.now()
         """When the writer last handed something to the transport (idle detection)."""
-        self.interruptions: list[dict[str, Any]] = []
+        self.interruptions: deque[dict[str, Any]] = deque(maxlen=64)
+        """The latest `speech.interrupted` events (bounded: a client may cancel forever)."""
+        self.interruption_count = 0
         self.text_source: str | None = None
         """Who sends this session's text: its own socket, or one attached control source."""
         self.api_key: str | None = None
@@ -233,7 +235,10 @@ class RealtimeSession:
             context_id = f"ctx-{next(self._ids)}"
             while context_id in self._slots or context_id in self._finished:
                 context_id = f"ctx-{next(self._ids)}"
-        if len(self._slots) >= self.limits.max_contexts:
+        # Cancelled contexts leave once the speaker reaches them; until then they do not count, up to a
+        # point: a client cancelling faster than that must not grow the table without bound.
+        live = sum(1 for s in self._slots.values() if not s.interrupted)
+        if live >= self.limits.max_contexts or len(self._slots) >= 2 * self.limits.max_contexts:
             raise SessionError(
                 "too_many_contexts", f"at most {self.limits.max_contexts} contexts may be open", context_id
             )
@@ -264,8 +269,8 @@ class RealtimeSession:
         if context_id is None:
             if self._implicit is not None:
                 slot = self._slots.get(self._implicit)
-                if slot is not None and not slot.text_done:
-                    return slot
+                if slot is not None and not slot.text_done and not slot.interrupted:
+                    return slot  # after a cancel, text without a context_id starts a new context
             if not create:
                 return None
             slot = self._open(None)
@@ -396,6 +401,8 @@ class RealtimeSession:
                  "sent_ms": round(slot.sent_ms() + fade.size * 1000.0 / slot.output.sample_rate, 1),
                  "played_ms": round(self._played_ms(slot), 1)}  # fmt: skip
         self.interruptions.append(event)
+        self.interruption_count += 1
+        self.playout.truncate(self.clock.now())
         self.emit(event)
         self.gateway.metrics.interruptions.labels(self.transport, reason).inc()
         log.info("speech interrupted", extra={"session_id": self.id, **event})
@@ -616,16 +623,17 @@ class RealtimeSession:
         while slot.pending.size >= frame or (final and slot.pending.size):
             if slot.interrupted:
                 return
-            await self._pace(slot.pacer)
+            await self._pace(slot)
             if slot.interrupted:  # an interruption may land while we wait
                 return
             chunk, slot.pending = _full_frame(slot.pending[:frame], frame), slot.pending[frame:]
             if await self.outbox.put_audio(AudioFrame(chunk, slot.id, out), dropped=lambda: slot.interrupted):
                 slot.queued_samples += chunk.size
 
-    async def _pace(self, pacer: BurstPacer) -> None:
-        while True:
-            wait = pacer.wait_s(self._ahead_s())
+    async def _pace(self, slot: _Slot) -> None:
+        """Wait until `slot`'s next frame may go, or it is interrupted (the speaker moves on at once)."""
+        while not slot.interrupted:
+            wait = slot.pacer.wait_s(self._ahead_s())
             if wait <= 0:
                 return
             await asyncio.sleep(min(wait, 0.05))

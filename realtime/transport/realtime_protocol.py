@@ -9,6 +9,7 @@ Wire formats: JSON text frames plus binary audio frames, or, with the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,9 @@ def decode_text_frame(data: str) -> dict[str, Any]:
     try:
         message = json.loads(data)
     except ValueError as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from None
+        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("invalid_json", "frame nests JSON too deeply") from None
     return _require_object(message)
 
 
@@ -92,18 +95,29 @@ def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
             patch.update(message["session"])
         return Command(kind, patch=patch)
     if kind == "playback.position":
-        played = message.get("played_ms")
-        if isinstance(played, bool) or not isinstance(played, int | float) or played < 0:
+        played = _finite_non_negative(message.get("played_ms"))
+        if played is None:
             raise ProtocolError(
-                "invalid_field", "playback.position needs a non-negative 'played_ms'", context_id
+                "invalid_field", "playback.position needs a finite, non-negative 'played_ms'", context_id
             )
-        return Command(kind, context_id, played_ms=float(played))
+        return Command(kind, context_id, played_ms=played)
     if kind == "input_audio":
         audio = message.get("audio")
         if not isinstance(audio, bytes | bytearray):
             raise ProtocolError("invalid_field", "input_audio needs a bytes 'audio' field")
         return Command(kind, audio=bytes(audio))
     return Command(kind, context_id)
+
+
+def _finite_non_negative(value: object) -> float | None:
+    """`value` as a float if it is a finite number ≥ 0 (a 400-digit integer overflows float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def encode_event_msgpack(event: dict[str, Any]) -> bytes:

@@ -94,7 +94,7 @@ async def post_command(request: Request) -> Response:
     if action not in REST_COMMANDS:
         raise ApiError(404, f"unknown session action '{action}'", code="not_found")
     gw: Gateway = request.app.state.gateway
-    before = {e["context_id"] for e in session.interruptions}
+    before = session.interruption_count
     _run(
         session,
         {"type": REST_COMMANDS[action], "context_id": body.get("context_id")},
@@ -102,9 +102,8 @@ async def post_command(request: Request) -> Response:
     )
     result: dict[str, Any] = {"session_id": session.id}
     if action == "cancel":
-        result["interrupted"] = [
-            e["context_id"] for e in session.interruptions if e["context_id"] not in before
-        ]
+        new = session.interruption_count - before
+        result["interrupted"] = [e["context_id"] for e in list(session.interruptions)[-new:]] if new else []
     return JSONResponse(result)
 
 

@@ -65,7 +65,7 @@ def _parse(text: str | None) -> dict[str, Any] | None:
         return None
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return message if isinstance(message, dict) else None
 
@@ -76,8 +76,8 @@ async def twilio_endpoint(websocket: WebSocket) -> None:
     start = await _wait_for_start(websocket)
     if start is None:
         return
-    stream_sid = str(start.get("streamSid") or start.get("start", {}).get("streamSid") or "")
     info = start.get("start") if isinstance(start.get("start"), dict) else {}
+    stream_sid = str(start.get("streamSid") or info.get("streamSid") or "")
     params = info.get("customParameters") if isinstance(info.get("customParameters"), dict) else {}
     media = info.get("mediaFormat") if isinstance(info.get("mediaFormat"), dict) else {}
     if media and (media.get("encoding") != "audio/x-mulaw" or str(media.get("sampleRate")) != "8000"):

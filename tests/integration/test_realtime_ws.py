@@ -703,6 +703,38 @@ def test_context_over_max_context_chars_is_refused(tone: LiveServer) -> None:
     run(scenario())
 
 
+def test_text_without_context_id_after_a_cancel_starts_a_new_context(tone: LiveServer) -> None:
+    async def scenario() -> None:
+        async with session(tone, query=TONE) as client:
+            await client.append("This first answer is cut off by the listener. " * 3)
+            first = (await client.expect("segment.started"))["context_id"]
+            await client.send("context.cancel")
+            await client.expect("speech.interrupted", context_id=first)
+            live = tone.gateway.sessions[client.created["session_id"]]
+            # The listener dropped its buffer: the next answer is not paced behind audio nobody hears.
+            assert live.playout.lead_s(live.clock.now()) <= 2 * FRAME_MS / 1000.0
+            done = await client.speak("And here is the next one.")
+            assert done["context_id"] != first
+            check_context(client, done["context_id"], "And here is the next one.")
+
+    run(scenario())
+
+
+def test_interruption_history_is_bounded(tone: LiveServer) -> None:
+    async def scenario() -> None:
+        async with session(tone, query=TONE) as client:
+            for i in range(80):
+                await client.append("Never mind. " * 3, f"c{i}")
+                await client.send("context.cancel", context_id=f"c{i}")
+                await client.expect("speech.interrupted", context_id=f"c{i}")
+            live = tone.gateway.sessions[client.created["session_id"]]
+            assert live.interruption_count == 80
+            assert len(live.interruptions) <= 64
+            assert live.interruptions[-1]["context_id"] == "c79"
+
+    run(scenario())
+
+
 # -- 9: malformed input -----------------------------------------------------------------------------
 
 JSON_ERRORS: list[tuple[str, str | bytes, str, str | None]] = [
@@ -746,6 +778,19 @@ JSON_ERRORS: list[tuple[str, str | bytes, str, str | None]] = [
         "x",
     ),
     ("update-not-object", '{"type": "session.update", "output": 3}', "invalid_config", None),
+    ("nested-too-deep", "[" * 10_000, "invalid_json", None),
+    (
+        "position-overflows-float",
+        '{"type": "playback.position", "context_id": "x", "played_ms": 1' + "0" * 400 + "}",
+        "invalid_field",
+        "x",
+    ),
+    (
+        "position-nan",
+        '{"type": "playback.position", "context_id": "x", "played_ms": NaN}',
+        "invalid_field",
+        "x",
+    ),
 ]
 
 

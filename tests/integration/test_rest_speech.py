@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -160,6 +161,19 @@ def test_non_json_body(server: LiveServer, payload: bytes) -> None:
     )
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_oversized_body_is_refused_without_reading_it_all(server: LiveServer) -> None:
+    big = json.dumps({"model": "tone", "voice": "mid", "input": "x" * 400_000}).encode()
+    declared = httpx.post(f"{server.url}/v1/audio/speech", content=big)
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "body_too_large"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the size is counted as it streams in
+        yield from (big[i : i + 65536] for i in range(0, len(big), 65536))
+
+    streamed = httpx.post(f"{server.url}/v1/audio/speech", content=chunked())
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "body_too_large"
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 

@@ -180,6 +180,19 @@ def test_unsupported_media_format_is_refused(server: LiveServer, media_format: d
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("start_field", [None, "text", [1, 2]])
+def test_start_without_an_object_is_refused_with_a_reason(server: LiveServer, start_field: object) -> None:
+    async def main() -> None:
+        async with websockets.connect(ws_url(server, "/v1/telephony/twilio")) as ws:
+            await ws.send(json.dumps({"event": "start", "start": start_field}))
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1008 and "streamSid" in ws.close_reason
+
+    asyncio.run(main())
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
 def test_duplicate_session_id_is_refused(server: LiveServer) -> None:
     async def main() -> None:
         first = await start_call(server, "MZ-a", session_id="call-dup", engine="tone")

@@ -134,6 +134,19 @@ def test_playout_lead_and_underruns_with_a_fake_clock() -> None:
     assert PlayoutClock().ends_at() is None
 
 
+def test_truncated_playout_lets_the_next_audio_go_at_once() -> None:
+    clock, play, pacer = FakeClock(), PlayoutClock(), BurstPacer(0.3, 0.02)
+    play.on_send(clock.now(), 0.3)  # a full lead
+    clock.advance(0.01)
+    assert pacer.wait_s(play.lead_s(clock.now())) > 0
+    play.truncate(clock.now())  # barge-in: the listener dropped the 0.29 s it had not played
+    assert play.lead_s(clock.now()) == 0.0 and play.ends_at() == pytest.approx(0.01)
+    assert pacer.wait_s(play.lead_s(clock.now())) == 0.0
+    play.on_send(clock.now(), 0.02)
+    assert play.underruns == 0, "audio right after the cut is not late"
+    PlayoutClock().truncate(1.0)  # nothing sent yet: nothing to drop
+
+
 def test_deadline_queue_orders_by_deadline_then_arrival() -> None:
     q: DeadlineQueue[str] = DeadlineQueue()
     q.push("late", lambda: 5.0)
