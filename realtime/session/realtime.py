@@ -402,7 +402,8 @@ class RealtimeSession:
                  "played_ms": round(self._played_ms(slot), 1)}  # fmt: skip
         self.interruptions.append(event)
         self.interruption_count += 1
-        self.playout.truncate(self.clock.now())
+        if slot.sent_samples:  # the listener drops what it has of this context (a queued one had none)
+            self.playout.truncate(self.clock.now())
         self.emit(event)
         self.gateway.metrics.interruptions.labels(self.transport, reason).inc()
         log.info("speech interrupted", extra={"session_id": self.id, **event})
