@@ -340,8 +340,9 @@ class RealtimeSession:
 
     @property
     def speaking(self) -> bool:
-        self._prune_draining()
-        return bool(self._draining) or any(not s.interrupted for s in self._slots.values())
+        return any(not self._played_out(s) for s in self._draining.values()) or any(
+            not s.interrupted for s in self._slots.values()
+        )
 
     def _played_ms(self, slot: _Slot) -> float:
         if slot.played_ms_reported is not None:
@@ -355,11 +356,14 @@ class RealtimeSession:
         played = (self.playout.played_s(self.clock.now()) - slot.playout_offset_s) * 1000.0
         return max(0.0, min(played, slot.sent_ms()))
 
+    def _played_out(self, slot: _Slot) -> bool:
+        """All of `slot` was sent and heard, by the clock (the client's reports may lag or never come)."""
+        return slot.sent_samples >= slot.queued_samples and self._estimated_played_ms(slot) >= slot.sent_ms()
+
     def _prune_draining(self) -> None:
-        """Forget contexts the listener has heard to the end (by the clock: reports may lag or never come)."""
-        for slot in list(self._draining.values()):
-            if slot.sent_samples >= slot.queued_samples and self._estimated_played_ms(slot) >= slot.sent_ms():
-                del self._draining[slot.id]
+        """Forget the finished contexts the listener has heard to the end."""
+        for slot in [s for s in self._draining.values() if self._played_out(s)]:
+            del self._draining[slot.id]
 
     def interrupt(self, reason: str, context_id: str | None = None) -> list[str]:
         """Stop a context (default: every open one) now; returns the ids interrupted."""
