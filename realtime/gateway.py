@@ -32,7 +32,9 @@ class Gateway:
         self.metrics = Metrics(self.engines)
         self.voices = VoiceResolver(settings, self.engines)
         self.auth = Authenticator(settings.api_keys)
-        self.limiter = SessionLimiter(settings.max_sessions, settings.max_sessions_per_key)
+        self.limiter = SessionLimiter(
+            settings.max_sessions, settings.max_sessions_per_key, per_key=self.auth.enabled
+        )
         self._loading: asyncio.Task[None] | None = None
         self.sessions: dict[str, RealtimeSession] = {}
         """Open realtime sessions by id, for the session control API."""

@@ -2,7 +2,8 @@
 
 Keys come from `Authorization: Bearer <key>` or, for browsers that cannot set
 WebSocket headers, `?api_key=<key>`. With no keys configured every request is
-allowed and counted under the anonymous key.
+allowed, and only the global session limit applies: without authentication a
+"key" is whatever the client sends, so a per-key count would mean nothing.
 """
 
 from __future__ import annotations
@@ -48,18 +49,20 @@ class LimitExceeded(Exception):
 class SessionLimiter:
     """Counts open sessions globally and per key; `acquire` refuses past the limits."""
 
-    def __init__(self, max_total: int, max_per_key: int) -> None:
+    def __init__(self, max_total: int, max_per_key: int, *, per_key: bool = True) -> None:
         self.max_total = max_total
         self.max_per_key = max_per_key
+        self.per_key = per_key
+        """False when no keys are configured: the global limit alone applies."""
         self._per_key: Counter[str] = Counter()
         self.total = 0
 
     @contextmanager
     def acquire(self, key: str | None) -> Iterator[None]:
-        k = key or ANONYMOUS
+        k = (key or ANONYMOUS) if self.per_key else ANONYMOUS
         if self.total >= self.max_total:
             raise LimitExceeded(f"server is at its limit of {self.max_total} concurrent sessions")
-        if self._per_key[k] >= self.max_per_key:
+        if self.per_key and self._per_key[k] >= self.max_per_key:
             raise LimitExceeded(f"this API key is at its limit of {self.max_per_key} concurrent sessions")
         self.total += 1
         self._per_key[k] += 1

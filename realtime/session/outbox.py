@@ -39,12 +39,24 @@ class OutboxOverflow(Exception):
     pass
 
 
+MAX_AUDIO_FRAMES = 64
+"""Frames queued for the writer before the speaker waits (1.28 s of 20 ms frames)."""
+MAX_AUDIO_S = 2.0
+"""...and seconds: with `frame_ms` up to 1000, 64 frames alone would allow a minute of audio."""
+MAX_EVENTS = 10_000
+"""Events queued unsent before the client is deemed not to read them (`OutboxOverflow`)."""
+
+
 class Outbox:
-    def __init__(self, max_audio_frames: int = 64, max_events: int = 10_000) -> None:
+    def __init__(
+        self, max_audio_frames: int = MAX_AUDIO_FRAMES, max_audio_s: float = MAX_AUDIO_S,
+        max_events: int = MAX_EVENTS,
+    ) -> None:  # fmt: skip
         self._items: deque[Outbound] = deque()
         self._audio = 0
         self._audio_s = 0.0
         self.max_audio_frames = max_audio_frames
+        self.max_audio_s = max_audio_s
         self.max_events = max_events
         self._changed = asyncio.Event()
         self.closed = False
@@ -53,16 +65,20 @@ class Outbox:
     def pending_audio_s(self) -> float:
         return self._audio_s
 
+    @property
+    def full(self) -> bool:
+        return self._audio >= self.max_audio_frames or self._audio_s >= self.max_audio_s - 1e-9
+
     def __len__(self) -> int:
         return len(self._items)
 
     async def put_audio(self, frame: AudioFrame, dropped: Callable[[], bool] | None = None) -> bool:
-        """Queue a frame, waiting while the writer is `max_audio_frames` behind.
+        """Queue a frame, waiting while the writer is `max_audio_frames` or `max_audio_s` behind.
 
         `dropped` is checked after the wait: a context interrupted meanwhile must not get a
         frame queued behind its `speech.interrupted`. Returns whether the frame was queued.
         """
-        while self._audio >= self.max_audio_frames and not self.closed:
+        while self.full and not self.closed:
             self._changed.clear()
             await self._changed.wait()
         if self.closed or (dropped is not None and dropped()):

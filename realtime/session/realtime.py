@@ -36,9 +36,11 @@ from .config import ConfigError, OutputConfig, SessionConfig, apply_update
 from .context import SpeechContext
 from .errors import ClientError as SessionError
 from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
+from .observers import Observer
 from .outbox import AudioFrame, Outbox
 from .playout import BurstPacer, PlayoutClock
 from .send_watch import SendWatch
+from .uplink_budget import UplinkBudget
 from .vad import UplinkAudio, VadConfig, VoiceActivityDetector
 
 if TYPE_CHECKING:
@@ -162,13 +164,17 @@ class RealtimeSession:
         (`lead_ms` null), would leave the client playing audio it should drop."""
         self._finished: deque[str] = deque(maxlen=256)
         self._implicit: str | None = None
+        self._current: _Slot | None = None
+        """The context the speaker is in: the only one whose cancellation it must see through."""
         self._ids = itertools.count(1)
         self._slot_added = asyncio.Event()
         self._closing = False
         self.closed = asyncio.Event()
-        self._observers: list[SendEvent] = []
+        self._observers: list[Observer] = []
         self._uplink: UplinkAudio | None = None
         self._vad: VoiceActivityDetector | None = None
+        self._uplink_budget = UplinkBudget(self.clock.now())
+        self._uplink_refused_at: float | None = None
         self._configure_vad()
         self.last_sent_at = self.clock.now()
         """When the writer last handed something to the transport (idle detection)."""
@@ -217,13 +223,13 @@ class RealtimeSession:
 
     # -- events out ---------------------------------------------------------------------------
 
-    def add_observer(self, send: SendEvent) -> None:
+    def add_observer(self, observer: Observer) -> None:
         """Another socket (a control WebSocket) that receives every event but no audio."""
-        self._observers.append(send)
+        self._observers.append(observer)
 
-    def remove_observer(self, send: SendEvent) -> None:
+    def remove_observer(self, observer: Observer) -> None:
         with contextlib.suppress(ValueError):
-            self._observers.remove(send)
+            self._observers.remove(observer)
 
     def emit(self, event: dict[str, Any]) -> None:
         self.outbox.put_event(event)
@@ -235,8 +241,8 @@ class RealtimeSession:
             context_id = f"ctx-{next(self._ids)}"
             while context_id in self._slots or context_id in self._finished:
                 context_id = f"ctx-{next(self._ids)}"
-        # Cancelled contexts leave once the speaker reaches them; until then they do not count, up to a
-        # point: a client cancelling faster than that must not grow the table without bound.
+        # A cancelled context leaves at once, except the one speaking, which leaves when the speaker has
+        # wound it up; until then it does not count, up to a point: the table stays bounded.
         live = sum(1 for s in self._slots.values() if not s.interrupted)
         if live >= self.limits.max_contexts or len(self._slots) >= 2 * self.limits.max_contexts:
             raise SessionError(
@@ -380,6 +386,8 @@ class RealtimeSession:
         for slot in targets:
             self._interrupt_slot(slot, reason)
             self._draining.pop(slot.id, None)
+            if slot is not self._current and self._slots.pop(slot.id, None) is not None:
+                self._finished.append(slot.id)  # never started speaking: nothing for the speaker to reap
         return [s.id for s in targets]
 
     def _interrupt_slot(self, slot: _Slot, reason: str) -> None:
@@ -417,6 +425,15 @@ class RealtimeSession:
     def feed_uplink(self, data: bytes) -> None:
         if self._uplink is None or self._vad is None:
             raise SessionError("no_input_audio", "binary frames need input_audio set with session.update")
+        now = self.clock.now()
+        budget = self._uplink_budget
+        if not budget.take(now, self._uplink.duration_s(len(data))):
+            if self._uplink_refused_at is None or now - self._uplink_refused_at >= 1.0:  # one error a second
+                self._uplink_refused_at = now
+                self.emit({"type": "error", "code": "input_audio_too_fast",
+                           "message": f"uplink audio faster than {budget.rate:g}x real time (bursts up to "
+                                      f"{budget.burst_s:g} s) is dropped; {budget.dropped_s:.1f} s dropped so far"})  # fmt: skip
+            return
         for event in self._vad.feed(self._uplink.decode(data)):
             self.emit({"type": f"vad.{event.kind}", "audio_ms": round(event.audio_ms, 1)})
             if event.kind == "speech_started" and self.config.barge_in.enabled and self.speaking:
@@ -428,16 +445,20 @@ class RealtimeSession:
         self, send_audio: SendAudio, send_event: SendEvent, *, send_timeout_s: float = 10.0
     ) -> None:
         """Speak until closed. Raises TimeoutError if the client stops reading for `send_timeout_s`."""
-        speaker = asyncio.create_task(self._speaker())
         watch = SendWatch(send_timeout_s, self.clock)
+        speaker = asyncio.create_task(self._speaker())
+        writer = asyncio.create_task(
+            watch.run(self._writer(watch.watched(send_audio), watch.watched(send_event)))
+        )
         try:
-            await watch.run(
-                self._writer(watch.watched(send_audio), watch.watched(send_event), send_timeout_s)
-            )
+            await asyncio.wait({speaker, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if speaker.done() and speaker.exception() is not None:
+                raise speaker.exception()  # type: ignore[misc]  # the writer would wait forever
+            await writer  # the speaker closed the outbox: the writer sends what is queued, then ends
         finally:
-            speaker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await speaker
+            for task in (speaker, writer):
+                task.cancel()
+            await asyncio.gather(speaker, writer, return_exceptions=True)
             self.shutdown()
 
     def shutdown(self) -> None:
@@ -446,7 +467,7 @@ class RealtimeSession:
         self.outbox.close()
         self.closed.set()
 
-    async def _writer(self, send_audio: SendAudio, send_event: SendEvent, observer_timeout: float) -> None:
+    async def _writer(self, send_audio: SendAudio, send_event: SendEvent) -> None:
         """Sends what the outbox holds, in order; `run` times its sends (`SendWatch`)."""
         encoder: StreamEncoder | None = None
         encoder_output: OutputConfig | None = None
@@ -473,11 +494,8 @@ class RealtimeSession:
                         await send_audio(tail, item["context_id"])
                     encoder = encoder_output = None
                 await send_event(item)
-                for observer in list(self._observers):
-                    try:
-                        await asyncio.wait_for(observer(item), observer_timeout)
-                    except Exception:
-                        self.remove_observer(observer)
+                for observer in self._observers:
+                    observer.offer(item)  # never awaited: a slow observer must not delay the audio
         if encoder is not None and (tail := encoder.finish()):
             await send_audio(tail, "")
 
@@ -511,7 +529,9 @@ class RealtimeSession:
 
     async def _speaker(self) -> None:
         while (slot := await self._next_slot()) is not None:
+            self._current = slot
             await self._speak(slot)
+            self._current = None
             self._slots.pop(slot.id, None)
             self._finished.append(slot.id)
             if not slot.interrupted:

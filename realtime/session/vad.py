@@ -102,6 +102,10 @@ class UplinkAudio:
         )
         self._carry = b""
 
+    def duration_s(self, nbytes: int) -> float:
+        """Audio carried by `nbytes` of this encoding."""
+        return nbytes / (2 if self.encoding == "pcm" else 1) / self.sample_rate
+
     def decode(self, data: bytes) -> np.ndarray:
         """Samples of ``data`` as int16 at :attr:`vad_rate` (may be empty)."""
         if self.encoding == "mulaw":

@@ -93,7 +93,13 @@ async def speech(request: Request) -> Response:
         extra={"engine": engine.info.name, "voice": selection.voice, "chars": len(req.input),
                "format": req.response_format, "stream": req.stream_format},
     )  # fmt: skip
-    return ClosingStreamingResponse(body, media_type=media_type, headers=headers, on_close=release)
+    return ClosingStreamingResponse(
+        body,
+        media_type=media_type,
+        headers=headers,
+        on_close=release,
+        send_timeout_s=gw.settings.send_timeout_s,
+    )
 
 
 async def _encoded_audio(

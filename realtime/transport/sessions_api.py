@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from ..control.auth import extract_key
 from ..gateway import Gateway
+from ..session.observers import Observer
 from ..session.realtime import RealtimeSession, SessionError
 from .commands import apply_command
 from .errors import ApiError
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 CONTROL = "control"
 REST_COMMANDS = {"flush": "text.flush", "done": "text.done", "cancel": "context.cancel"}
+STATUS_BY_CODE = {"unknown_context": 404, "too_many_contexts": 429, "engine_not_ready": 503}
+"""HTTP status for a protocol error code; any other client mistake is a 400."""
 
 
 def _find(gw: Gateway, session_id: str, key: str | None) -> RealtimeSession:
@@ -58,7 +61,7 @@ def _run(session: RealtimeSession, message: dict[str, Any], max_text: int) -> No
     try:
         apply_command(session, parse_command(message, max_text_chars=max_text))
     except ProtocolError as exc:
-        status = 404 if exc.code == "unknown_context" else 400
+        status = STATUS_BY_CODE.get(exc.code, 400)
         raise ApiError(status, exc.message, code=exc.code) from None
 
 
@@ -125,18 +128,29 @@ async def control_socket(websocket: WebSocket) -> None:
     async def send_event(event: dict[str, Any]) -> None:
         await websocket.send_text(json.dumps(event))
 
-    session.add_observer(send_event)
-    await send_event({"type": "session.attached", **session.describe()})
+    observer = Observer(send_event, send_timeout_s=gw.settings.send_timeout_s)
+    session.add_observer(observer)
+    observer.offer({"type": "session.attached", **session.describe()})
+    watching = asyncio.create_task(observer.run())
     closed = asyncio.create_task(session.closed.wait())
+    receive: asyncio.Task[Any] | None = None
+    code, reason = 1000, "control socket closed"
     try:
         while True:
             receive = asyncio.create_task(websocket.receive())
-            done, _ = await asyncio.wait({receive, closed}, return_when=asyncio.FIRST_COMPLETED)
-            if closed in done:
-                receive.cancel()
-                await websocket.close(code=1000, reason="session closed")
+            done, _ = await asyncio.wait({receive, closed, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if watching in done:
+                failure = watching.result() if watching.exception() is None else "the socket failed"
+                code, reason = 1008, f"control socket not reading its events: {failure}"
+                log.warning("control socket dropped", extra={"session_id": session.id, "reason": reason})
+                return
+            if closed in done:  # its last events first: the writer offered them before it ended
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(observer.drain(), gw.settings.send_timeout_s)
+                code, reason = 1000, "session closed"
                 return
             message = receive.result()
+            receive = None
             if message["type"] == "websocket.disconnect":
                 return
             try:
@@ -149,14 +163,16 @@ async def control_socket(websocket: WebSocket) -> None:
                     raise ProtocolError("invalid_frame", "audio goes to the session's media connection")
                 apply_command(session, command)
             except (ProtocolError, SessionError) as exc:
-                await send_event(exc.event())
+                observer.offer(exc.event())
     finally:
-        closed.cancel()
-        session.remove_observer(send_event)
+        for task in (receive, closed, watching):
+            if task is not None:
+                task.cancel()
+        session.remove_observer(observer)
         if session.text_source == CONTROL:
             session.text_source = None
         with contextlib.suppress(Exception):
-            await websocket.close()
+            await websocket.close(code=code, reason=reason[:120])
 
 
 routes = [

@@ -5,14 +5,31 @@ generator suspended at `yield` is then only finalised by the garbage
 collector. Closing it explicitly makes a disconnect cancel the speech context
 (and its engine jobs) at once, and `on_close` frees the session slot even if
 the body never started.
+
+A client that stays connected but stops reading is caught by `send_timeout_s`:
+once the socket buffers are full, the server's `send` waits for the client
+forever. Each send only records when it began (`SendWatch`, as on WebSockets:
+no task or timer per chunk); the response is watched every quarter of the
+timeout, and a send stalled for longer ends it: the body is closed and the
+slot released as on a disconnect. The app then returns with the response
+incomplete, which makes uvicorn close the connection (it logs that the
+response was not completed).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+from ..session.clock import MonotonicClock
+from ..session.send_watch import CHECKS_PER_TIMEOUT, SendWatch
+
+log = logging.getLogger(__name__)
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -23,17 +40,44 @@ class ClosingStreamingResponse(StreamingResponse):
         media_type: str,
         headers: Mapping[str, str] | None = None,
         on_close: Callable[[], None] | None = None,
+        send_timeout_s: float | None = None,
     ) -> None:
         super().__init__(content, media_type=media_type, headers=headers)
         self._content = content
         self._on_close = on_close
+        self._watch = SendWatch(send_timeout_s, MonotonicClock()) if send_timeout_s is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            watch = self._watch
+            if watch is None:
+                await super().__call__(scope, receive, send)
+            elif await _stalled(super().__call__(scope, receive, watch.watched(send)), watch):
+                log.warning(
+                    "client stopped reading the response: abandoned",
+                    extra={"path": scope.get("path"), "send_timeout_s": watch.timeout_s},
+                )
         finally:
             aclose = getattr(self._content, "aclose", None)
             if aclose is not None:
                 await aclose()
             if self._on_close is not None:
                 self._on_close()
+
+
+async def _stalled(response: Awaitable[None], watch: SendWatch) -> bool:
+    """Run `response`; True if it was cancelled because one of its watched sends stalled."""
+    task = asyncio.ensure_future(response)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=watch.timeout_s / CHECKS_PER_TIMEOUT)
+            if done:
+                task.result()
+                return False
+            if watch.stalled():
+                return True
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -8,10 +8,16 @@ context when it has been sent, and `clear` when barge-in is detected in the
 caller's audio. The call's text comes from the session control API
 (`/v1/sessions/{id}/...`); `customParameters` may set `session_id`, `engine`
 and `voice`.
+
+A connection takes its session slot when it is accepted, so sockets waiting for
+`start` count against the limits; `start` must arrive within `idle_timeout_s`.
+During a call Twilio sends media every 20 ms, so a socket silent that long (while
+we send nothing either) is a dead call: both close with 4408 "idle timeout".
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -27,7 +33,7 @@ from ..control.auth import LimitExceeded, extract_key
 from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.realtime import RealtimeSession, SessionError
-from .websocket import CLOSE_POLICY, Connection, serve_session
+from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, serve_session
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +79,26 @@ def _parse(text: str | None) -> dict[str, Any] | None:
 async def twilio_endpoint(websocket: WebSocket) -> None:
     gw: Gateway = websocket.app.state.gateway
     await websocket.accept()
-    start = await _wait_for_start(websocket)
-    if start is None:
-        return
+    key = extract_key(websocket.headers, websocket.query_params)
+    with ExitStack() as stack:
+        # The slot is taken before `start`: a socket that never sends it still counts.
+        try:
+            stack.enter_context(gw.limiter.acquire(key))
+        except LimitExceeded as exc:
+            await _close(websocket, CLOSE_POLICY, str(exc))
+            return
+        try:
+            start = await asyncio.wait_for(_wait_for_start(websocket), timeout=gw.settings.idle_timeout_s)
+        except TimeoutError:
+            await _close(websocket, CLOSE_IDLE, "idle timeout")
+            return
+        if start is None:
+            return
+        await _serve_call(gw, websocket, start, key)
+
+
+async def _serve_call(gw: Gateway, websocket: WebSocket, start: dict[str, Any], key: str | None) -> None:
+    """Validate `start` and serve the call; the caller holds the session slot."""
     info = start.get("start") if isinstance(start.get("start"), dict) else {}
     stream_sid = str(start.get("streamSid") or info.get("streamSid") or "")
     params = info.get("customParameters") if isinstance(info.get("customParameters"), dict) else {}
@@ -97,23 +120,24 @@ async def twilio_endpoint(websocket: WebSocket) -> None:
         "output": {"encoding": "mulaw", "sample_rate": 8000, "frame_ms": 20, "lead_ms": TWILIO_LEAD_MS},
         "input_audio": {"encoding": "mulaw", "sample_rate": 8000},
     }
-    for key in ("engine", "voice"):
-        if params.get(key):
-            patch[key] = params[key]
+    for name in ("engine", "voice"):
+        if params.get(name):
+            patch[name] = params[name]
     conn = TwilioConnection(websocket, stream_sid)
-    with ExitStack() as stack:
-        key = extract_key(websocket.headers, websocket.query_params)
-        try:
-            stack.enter_context(gw.limiter.acquire(key))
-            session = RealtimeSession(
-                gw, session_id=session_id, config=apply_update(SessionConfig(), patch), transport="twilio",
-                limits=gw.session_limits(),
-            )  # fmt: skip
-        except (LimitExceeded, ConfigError) as exc:
-            await conn.close(CLOSE_POLICY, str(exc))
-            return
-        session.api_key = key
-        await serve_session(gw, session, conn, receive=_twilio_receive)
+    try:
+        session = RealtimeSession(
+            gw, session_id=session_id, config=apply_update(SessionConfig(), patch), transport="twilio",
+            limits=gw.session_limits(),
+        )  # fmt: skip
+    except ConfigError as exc:
+        await conn.close(CLOSE_POLICY, str(exc))
+        return
+    session.api_key = key
+    await serve_session(gw, session, conn, receive=_twilio_receive)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    await Connection(websocket, msgpack_mode=False).close(code, reason)
 
 
 async def _wait_for_start(websocket: WebSocket) -> dict[str, Any] | None:
@@ -158,8 +182,17 @@ def _on_twilio_message(session: RealtimeSession, event: dict[str, Any]) -> bool:
 
 
 async def _twilio_receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> tuple[int, str] | None:
+    """Read Twilio's messages until the call ends; a silent socket (media stopped) is a dead call."""
+    idle = gw.settings.idle_timeout_s
     while True:
-        message = await conn.ws.receive()
+        try:
+            message = await asyncio.wait_for(conn.ws.receive(), timeout=idle)
+        except TimeoutError:
+            if len(session.outbox) or session.clock.now() - session.last_sent_at < idle:
+                continue  # still talking to the caller
+            session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle:g} s"})
+            await asyncio.sleep(0.05)  # let the writer hand it to the control API's observers
+            return CLOSE_IDLE, "idle timeout"
         if message["type"] == "websocket.disconnect":
             return None
         event = _parse(message.get("text"))

@@ -3,8 +3,10 @@
 The peer owns an aiortc `RTCPeerConnection` and three bridges to the session:
 - out: the session's 20 ms PCM frames go into a `PacedAudioTrack` (48 kHz,
   silence when idle), its events go out on the data channel as JSON;
-- in: data channel messages are the native protocol's JSON commands, and the
-  microphone track is decoded to PCM and fed to the session's VAD (barge-in).
+- in: data channel messages are the native protocol's JSON commands (at most
+  `max_frame_bytes` each, as on the WebSocket; a larger one is answered with a
+  `frame_too_large` error and dropped unparsed), and the microphone track is
+  decoded to PCM and fed to the session's VAD (barge-in).
 A peer ends when the connection fails or closes, the client hangs up, or the
 session ends; every resource (tracks, tasks, engine jobs, the session slot)
 is freed in `close()`.
@@ -44,6 +46,22 @@ CONNECT_TIMEOUT_S = 30.0
 DISCONNECTED_GRACE_S = 5.0
 CHANNEL_GRACE_S = 2.0
 _CLOSED = object()
+
+
+class _Oversized:
+    """Stands in the inbox for a message over the size limit: its error keeps its place in order."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def message_bytes(message: str | bytes) -> int:
+    """A data channel message's size on the wire (UTF-8 for text)."""
+    if isinstance(message, str):
+        return len(message) if message.isascii() else len(message.encode())
+    return len(message)
 
 
 class PassThroughAudioBuffer:
@@ -159,13 +177,16 @@ class WebRtcPeer:
             self.channel_open.set()
         channel.on("open", self.channel_open.set)
 
+        max_bytes = self.session.limits.max_frame_bytes
+
         @channel.on("message")
         def _on_message(message: str | bytes) -> None:
             if self.inbox.qsize() >= MAX_INBOX:
                 self.session.emit({"type": "error", "code": "rate_limited",
                                    "message": f"more than {MAX_INBOX} messages waiting; message dropped"})  # fmt: skip
                 return
-            self.inbox.put_nowait(message)
+            size = message_bytes(message)
+            self.inbox.put_nowait(_Oversized(size) if size > max_bytes else message)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
@@ -233,6 +254,12 @@ class WebRtcPeer:
             if message is _CLOSED:
                 return None
             with errors_to_client(gw, session):
+                if isinstance(message, _Oversized):
+                    raise ProtocolError(
+                        "frame_too_large",
+                        f"a data channel message of {message.size} bytes is over the limit of "
+                        f"{session.limits.max_frame_bytes} (max_frame_bytes); it was dropped",
+                    )
                 if not isinstance(message, str):
                     raise ProtocolError("invalid_frame", "the data channel carries JSON text messages")
                 apply_command(session, parse_command(decode_text_frame(message), max_text_chars=max_text))

@@ -22,6 +22,7 @@ from ..control.auth import LimitExceeded, extract_key
 from ..control.logs import session_id as session_id_var
 from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
+from ..session.outbox import OutboxOverflow
 from ..session.realtime import RealtimeSession, new_session_id
 from .commands import apply_command, errors_to_client
 from .realtime_protocol import (
@@ -142,19 +143,12 @@ async def serve_session(
     code, reason = CLOSE_NORMAL, "session closed"
     try:
         done, _ = await asyncio.wait({runner, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        if runner in done:
-            exc = runner.exception()
-            if isinstance(exc, TimeoutError):
-                code, reason = CLOSE_POLICY, "client stopped reading audio"
-            elif isinstance(exc, WebSocketDisconnect | OSError):
-                code, reason = CLOSE_NORMAL, "client went away"
-            elif exc is not None:
-                log.error("session failed", exc_info=exc, extra={"session_id": session.id})
-                code, reason = CLOSE_INTERNAL, "internal error"
-        else:
-            result = receiver.result() if receiver.exception() is None else None
-            if result is not None:
-                code, reason = result
+        ended = runner if runner in done else receiver
+        exc = ended.exception()
+        if exc is not None:
+            code, reason = close_for(exc, session)
+        elif ended is receiver and (result := receiver.result()) is not None:
+            code, reason = result
     finally:
         for task in (runner, receiver):
             task.cancel()
@@ -166,6 +160,19 @@ async def serve_session(
         gw.metrics.active_sessions.labels(session.transport).dec()
         log.info("session closed", extra={"session_id": session.id, "code": code, "reason": reason})
         await conn.close(code, reason)
+
+
+def close_for(exc: BaseException, session: RealtimeSession) -> tuple[int, str]:
+    """The close code and reason for a session that ended with `exc` on either side."""
+    if isinstance(exc, TimeoutError):
+        return CLOSE_POLICY, "client stopped reading audio"
+    if isinstance(exc, OutboxOverflow):
+        log.warning("client not reading its events", extra={"session_id": session.id})
+        return CLOSE_POLICY, "client stopped reading its events"
+    if isinstance(exc, WebSocketDisconnect | OSError):
+        return CLOSE_NORMAL, "client went away"
+    log.error("session failed", exc_info=exc, extra={"session_id": session.id})
+    return CLOSE_INTERNAL, "internal error"
 
 
 async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> tuple[int, str] | None:

@@ -8,7 +8,9 @@ byte of audio can be accounted for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -731,6 +733,7 @@ def test_interruption_history_is_bounded(tone: LiveServer) -> None:
             assert live.interruption_count == 80
             assert len(live.interruptions) <= 64
             assert live.interruptions[-1]["context_id"] == "c79"
+            assert len(live._slots) <= 1, "cancelled contexts that never spoke leave at once"
 
     run(scenario())
 
@@ -814,6 +817,25 @@ def test_malformed_json_input_is_answered_and_the_session_survives(
             assert error.get("context_id") == context_id
             await assert_still_working(client)
             assert client.events("error") == [error]
+
+    run(scenario())
+
+
+def test_uplink_audio_far_faster_than_real_time_is_dropped_with_one_error(tone: LiveServer) -> None:
+    """VAD runs on the event loop: a client flooding audio must not take it from everyone else."""
+
+    async def scenario() -> None:
+        async with session(tone, query=TONE) as client:
+            await client.update(input_audio={"encoding": "pcm", "sample_rate": 16000})
+            second = bytes(32000)  # 1 s of 16 kHz silence
+            for _ in range(20):  # 20 s of audio at once: 5 s of burst pass, the rest is dropped
+                await client.send_audio(second)
+            error = await client.expect("error", allow_errors=True)
+            assert error["code"] == "input_audio_too_fast" and "real time" in error["message"], error.body
+            await assert_still_working(client)
+            assert [e["code"] for e in client.events("error")] == ["input_audio_too_fast"]  # one per second
+            sess = tone.gateway.sessions[client.created["session_id"]]
+            assert sess._vad is not None and sess._vad.position_ms == pytest.approx(5000.0)
 
     run(scenario())
 
@@ -1072,6 +1094,31 @@ def test_slow_reader_is_closed_after_send_timeout() -> None:
 
     with LiveServer(engines=["tone"], send_timeout_s=1.0, max_ahead_s=2.0, planner={"max_chars": 60}) as live:
         run(scenario(live))
+
+
+def test_a_client_flooding_errors_without_reading_is_closed_with_a_reason(lagging: LiveServer) -> None:
+    """Every bad message earns an error event; one who never reads them is closed 1008, not left to grow."""
+
+    async def scenario() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no autotuning: fills after a few KB
+        sock.connect(("127.0.0.1", lagging.port))
+        sock.setblocking(False)
+        async with connect(ws_url(lagging), sock=sock, max_queue=1, close_timeout=1) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(60_000):
+                    await ws.send("{not json")
+            sessions = [s for s in lagging.gateway.sessions.values() if s.transport == "websocket"]
+            assert await eventually(lambda: not any(s.id in lagging.gateway.sessions for s in sessions), 20)
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1008 and "reading its events" in (ws.close_reason or ""), (
+                ws.close_code, ws.close_reason,
+            )  # fmt: skip
+
+    run(scenario())
+    assert httpx.get(f"{lagging.url}/health").status_code == 200
 
 
 # -- 12: isolation -------------------------------------------------------------------------------------

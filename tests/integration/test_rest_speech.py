@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import socket
 import time
 from collections.abc import Iterator
 
@@ -223,6 +225,42 @@ def test_session_limit_returns_429() -> None:
         assert wait_for(lambda: live.gateway.limiter.total == 0)
         third = httpx.post(f"{live.url}/v1/audio/speech", json={**body, "input": "short"})
         assert third.status_code == 200
+
+
+def test_client_that_stops_reading_loses_its_slot_after_send_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One session slot; a client that never reads must not keep it past send_timeout_s.
+    with LiveServer(engines=["tone"], max_sessions=1, send_timeout_s=1.0) as live:
+        body = json.dumps({"model": "tone", "voice": "mid", "input": "Long enough to fill buffers. " * 140,
+                           "response_format": "pcm", "sample_rate": 48000}).encode()  # fmt: skip
+        request = (
+            f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        short = {"model": "tone", "voice": "mid", "input": "short", "response_format": "pcm"}
+        try:
+            with caplog.at_level(logging.WARNING, logger="realtime.transport.streaming"):
+                stuck.connect(("127.0.0.1", live.port))
+                stuck.sendall(request)  # and never read a byte of the response
+                assert wait_for(lambda: live.gateway.limiter.total == 1, timeout=5), "it holds the slot"
+                assert httpx.post(f"{live.url}/v1/audio/speech", json=short).status_code == 429
+                started = time.monotonic()
+                # Freed within about send_timeout_s once its send stalls (buffers fill in well under 1 s).
+                assert wait_for(lambda: live.gateway.limiter.total == 0, timeout=6), "slot never released"
+                freed_after = time.monotonic() - started
+                second = httpx.post(f"{live.url}/v1/audio/speech", json=short)
+                assert second.status_code == 200 and len(second.content) > 0
+            assert freed_after < 5
+            assert "client stopped reading" in caplog.text
+            engine = live.gateway.engines.get("tone")
+            # Its speech context is gone: nothing queued or running for it any more.
+            assert wait_for(lambda: engine.queue_depth == 0 and engine.load == 0)
+            assert wait_for(lambda: live.gateway.limiter.total == 0)
+        finally:
+            stuck.close()
 
 
 def test_not_ready_returns_503_until_loaded() -> None:

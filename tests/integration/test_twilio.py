@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -248,6 +249,26 @@ def test_control_api_errors_and_text_source_rules(server: LiveServer) -> None:
     asyncio.run(main())
 
 
+def test_control_api_answers_too_many_contexts_with_429(server: LiveServer) -> None:
+    async def main() -> None:
+        ws = await start_call(server, "MZ-many", session_id="call-many", engine="tone")
+        limit = server.settings.max_contexts
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for i in range(limit):  # open contexts (no `done`): they wait their turn to speak
+                r = await client.post(
+                    "/v1/sessions/call-many/text", json={"text": "Wait. ", "context_id": f"c{i}"}
+                )
+                assert r.status_code == 200, r.text
+            r = await client.post(
+                "/v1/sessions/call-many/text", json={"text": "One more.", "context_id": "cx"}
+            )
+            assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_contexts", r.text
+        await ws.send(tw.stop("MZ-many"))
+        await ws.close()
+
+    asyncio.run(main())
+
+
 def test_control_api_requires_the_sessions_key() -> None:
     async def main(live: LiveServer) -> None:
         ws = await websockets.connect(ws_url(live, "/v1/telephony/twilio?api_key=k1"))
@@ -278,3 +299,124 @@ def test_overlong_session_id_is_refused(server: LiveServer) -> None:
             assert ws.close_code == 1008 and "128" in ws.close_reason
 
     asyncio.run(main())
+
+
+IDLE_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def idle_server() -> Iterator[LiveServer]:
+    """A short idle timeout and room for one session, so slots and timeouts show within a second."""
+    with LiveServer(engines=["tone"], idle_timeout_s=IDLE_S, max_sessions=1) as live:
+        yield live
+
+
+async def closed_with(ws, timeout: float = 5.0) -> tuple[int | None, str | None]:  # type: ignore[no-untyped-def]
+    """Read until the server closes the socket (failing on any message); its close code and reason."""
+    with pytest.raises(websockets.ConnectionClosed):
+        message = await asyncio.wait_for(ws.recv(), timeout)
+        pytest.fail(f"unexpected message before the close: {message!r}")
+    return ws.close_code, ws.close_reason
+
+
+def slots_free(server: LiveServer) -> bool:
+    return wait_for(lambda: server.gateway.limiter.total == 0, 5)
+
+
+def test_socket_without_start_is_closed_after_the_idle_timeout(idle_server: LiveServer) -> None:
+    async def main() -> None:
+        ws = await websockets.connect(ws_url(idle_server, "/v1/telephony/twilio"))
+        await ws.send(tw.connected())  # Twilio's first message; `start` never follows
+        opened = time.monotonic()
+        assert await closed_with(ws) == (4408, "idle timeout")
+        assert IDLE_S - 0.05 <= time.monotonic() - opened <= IDLE_S + 1.0
+
+    assert slots_free(idle_server)
+    asyncio.run(main())
+    assert slots_free(idle_server), "the slot is released when the waiting socket is closed"
+
+
+def test_sockets_waiting_for_start_hold_a_session_slot(idle_server: LiveServer) -> None:
+    async def main() -> None:
+        waiting = await websockets.connect(ws_url(idle_server, "/v1/telephony/twilio"))
+        assert await asyncio.to_thread(wait_for, lambda: idle_server.gateway.limiter.total == 1, 2)
+        native = await websockets.connect(ws_url(idle_server, "/v1/realtime"))
+        refused = json.loads(await asyncio.wait_for(native.recv(), 2))
+        assert refused["type"] == "error" and refused["code"] == "too_many_sessions"
+        code, reason = await closed_with(native)
+        assert code == 1008 and "limit of 1 concurrent sessions" in reason
+        another = await websockets.connect(ws_url(idle_server, "/v1/telephony/twilio"))
+        code, reason = await closed_with(another)  # refused at once, before it could send `start`
+        assert code == 1008 and "limit of 1 concurrent sessions" in reason
+        # The idle timeout ends the waiting socket and gives its slot back.
+        assert await closed_with(waiting) == (4408, "idle timeout")
+        assert await asyncio.to_thread(slots_free, idle_server)
+        native = await websockets.connect(ws_url(idle_server, "/v1/realtime"))
+        assert json.loads(await asyncio.wait_for(native.recv(), 2))["type"] == "session.created"
+        await native.close()
+        # A caller that hangs up before `start` gives its slot back too.
+        assert await asyncio.to_thread(slots_free, idle_server)
+        hangup = await websockets.connect(ws_url(idle_server, "/v1/telephony/twilio"))
+        assert await asyncio.to_thread(wait_for, lambda: idle_server.gateway.limiter.total == 1, 2)
+        await hangup.close()
+        assert await asyncio.to_thread(slots_free, idle_server)
+
+    assert slots_free(idle_server)
+    asyncio.run(main())
+
+
+def test_call_without_media_is_closed_after_the_idle_timeout(idle_server: LiveServer) -> None:
+    async def main() -> None:
+        ws = await start_call(idle_server, "MZ-quiet", session_id="call-quiet", engine="tone")
+        started = time.monotonic()
+        assert idle_server.gateway.limiter.total == 1, "the session keeps the slot taken before start"
+        control = await websockets.connect(ws_url(idle_server, "/v1/sessions/call-quiet/control"))
+        assert json.loads(await control.recv())["type"] == "session.attached"
+        assert await closed_with(ws) == (4408, "idle timeout")
+        assert IDLE_S - 0.05 <= time.monotonic() - started <= 2 * IDLE_S + 0.5
+        error = json.loads(await asyncio.wait_for(control.recv(), 2))
+        assert error["type"] == "error" and error["code"] == "idle_timeout"
+        await control.close()
+        assert "call-quiet" not in idle_server.gateway.sessions
+
+    assert slots_free(idle_server)
+    asyncio.run(main())
+    assert slots_free(idle_server)
+
+
+def test_call_sending_media_is_not_idle(idle_server: LiveServer) -> None:
+    async def main() -> None:
+        ws = await start_call(idle_server, "MZ-live", session_id="call-live", engine="tone")
+        stop = asyncio.Event()
+        feeder = asyncio.create_task(inbound(ws, "MZ-live", [], stop))
+        with pytest.raises(TimeoutError):  # nothing to say, and no close either
+            await asyncio.wait_for(ws.recv(), 3 * IDLE_S)
+        stop.set()
+        await feeder
+        assert ws.close_code is None and "call-live" in idle_server.gateway.sessions
+        await ws.send(tw.stop("MZ-live"))
+        assert await closed_with(ws) == (1000, "call ended")
+
+    assert slots_free(idle_server)
+    asyncio.run(main())
+    assert slots_free(idle_server)
+
+
+def test_quiet_caller_is_not_cut_off_while_the_gateway_speaks(idle_server: LiveServer) -> None:
+    async def main() -> None:
+        ws = await start_call(idle_server, "MZ-talk", session_id="call-talk", engine="tone")
+        async with httpx.AsyncClient() as client:
+            r = await client.post(
+                f"{idle_server.url}/v1/sessions/call-talk/text",
+                json={"text": "Hi there, one moment", "done": True},
+            )
+            assert r.status_code == 200
+        # About 1.2 s of audio, over twice the idle timeout, with no message from the caller.
+        messages = await collect_until(ws, {"mark"}, timeout=5)
+        media = [t for t, m in messages if m["event"] == "media"]
+        assert media[-1] - media[0] > 2 * IDLE_S
+        assert await closed_with(ws) == (4408, "idle timeout")
+
+    assert slots_free(idle_server)
+    asyncio.run(main())
+    assert slots_free(idle_server)

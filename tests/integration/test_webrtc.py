@@ -31,7 +31,7 @@ def resources_freed(server: LiveServer) -> bool:
 
 @pytest.fixture(scope="module")
 def rtc_server() -> Iterator[LiveServer]:
-    with LiveServer(engines=["tone", "piper"], max_sessions_per_key=3) as live:
+    with LiveServer(engines=["tone", "piper"], max_sessions=3) as live:
         yield live
 
 
@@ -179,6 +179,37 @@ def test_data_channel_errors_keep_the_session(rtc_server: LiveServer) -> None:
             await client.close()
 
     run(scenario())
+
+
+def test_oversized_data_channel_messages_get_an_error_and_keep_the_session() -> None:
+    limit = 4096
+    with LiveServer(engines=["tone"], max_frame_bytes=limit) as live:
+
+        async def scenario() -> None:
+            client = WebRtcClient(live.url)
+            await client.connect()
+            try:
+                created = await client.wait_event("session.created")
+                assert created["limits"]["max_frame_bytes"] == limit
+                client.send({"type": "text.append", "text": "a" * limit})  # JSON around it: over the limit
+                client.send({"type": "text.append", "text": "é" * (limit // 2)})  # chars < limit < bytes
+                client.channel.send(b"\x00" * (limit + 1))
+                client.send({"type": "nope"})  # still parsed, and its error comes in order
+                await asyncio.sleep(0.5)
+                errors = [e for _, e in client.events if e["type"] == "error"]
+                assert [e["code"] for e in errors] == ["frame_too_large"] * 3 + ["unknown_type"]
+                assert str(limit) in errors[0]["message"]
+                # Nothing of the dropped messages reached the session: only this text is spoken.
+                client.send({"type": "text.append", "text": "Still here."})
+                client.send({"type": "text.done"})
+                done = await client.wait_event("context.done")
+                assert done["audio_ms"] == pytest.approx(len("Still here.") * 60, abs=40)
+            finally:
+                await client.close()
+
+        run(scenario())
+        assert live.gateway.metrics.errors.labels("frame_too_large")._value.get() == 3
+        assert wait_for(lambda: resources_freed(live), timeout=10)
 
 
 def test_trickled_candidates_are_accepted(rtc_server: LiveServer) -> None:
