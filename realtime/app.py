@@ -122,6 +122,15 @@ def _static_mount(settings: Settings) -> list[Mount]:
     return [Mount("/web", app=StaticFiles(directory=folder), name="web")] if folder else []
 
 
+def gateway_server(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Server:
+    """The server the CLI and tests run: a stalled client's connection is reset after `unacked_timeout_s`."""
+    from .server import GatewayServer
+
+    return GatewayServer(
+        uvicorn_config(app, settings, **overrides), unacked_timeout_s=settings.unacked_timeout_s
+    )
+
+
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:
     """The one place uvicorn is configured, so the CLI and tests apply the same limits."""
     options: dict[str, object] = {

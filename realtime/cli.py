@@ -19,9 +19,7 @@ def _engines(value: str | None) -> list[str] | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .app import create_app, uvicorn_config
+    from .app import create_app, gateway_server
     from .control.logs import configure_logging
     from .control.settings import load_settings
 
@@ -32,7 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )  # fmt: skip
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
+    gateway_server(create_app(settings), settings).run()
     return 0
 
 

@@ -65,6 +65,7 @@ class Gateway:
             max_context_chars=s.max_context_chars,
             max_contexts=s.max_contexts,
             max_frame_bytes=s.max_frame_bytes,
+            max_queued_events=s.max_queued_events,
         )
 
     def new_context(

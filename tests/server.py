@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 import httpx
-import uvicorn
 
-from realtime.app import create_app, uvicorn_config
+from realtime.app import create_app, gateway_server
 from realtime.control.settings import load_settings
 from realtime.gateway import Gateway
 
@@ -18,8 +17,7 @@ class LiveServer:
     def __init__(self, wait_ready: bool = True, **overrides: Any) -> None:
         self.settings = load_settings(**overrides)
         self.app = create_app(self.settings)
-        config = uvicorn_config(self.app, self.settings, host="127.0.0.1", port=0)
-        self.server = uvicorn.Server(config)
+        self.server = gateway_server(self.app, self.settings, host="127.0.0.1", port=0)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30

@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     """Contexts open at once in one session."""
     max_frame_bytes: int = Field(default=1 << 20, ge=1024)
     """Largest WebSocket message accepted (larger: close 1009)."""
+    unacked_timeout_s: float = Field(default=30.0, ge=0)
+    """A connection whose sent data stays unacknowledged this long is reset (TCP_USER_TIMEOUT; 0: off).
+    Frees the socket of a client that stopped reading after its session was given up on."""
+    max_queued_events: int = Field(default=10_000, ge=16)
+    """Events waiting unsent before a client is deemed not to read them: the session is closed (1008)."""
     websocket_compression: bool = False
     """Accept permessage-deflate when a client offers it (browsers and `websockets` always do). Off:
     audio does not compress, and zlib on every 20 ms frame was ~40 % of the event loop's CPU."""

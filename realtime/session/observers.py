@@ -53,19 +53,23 @@ class Observer:
 
     async def run(self) -> str:
         """Send queued events until the observer fails; returns why."""
-        while self.failure is None:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            try:
-                await asyncio.wait_for(self._send(self._pending.popleft()), self.send_timeout_s)
-            except TimeoutError:
-                self.failure = f"a send took over {self.send_timeout_s:g} s"
-            if not self._pending:
-                self._drained.set()
-        self._drained.set()
-        return self.failure
+        try:
+            while self.failure is None:
+                if not self._pending:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                try:
+                    await asyncio.wait_for(self._send(self._pending.popleft()), self.send_timeout_s)
+                except TimeoutError:
+                    self.failure = f"a send took over {self.send_timeout_s:g} s"
+                except Exception as exc:  # the socket went away mid-send
+                    self.failure = f"send failed: {type(exc).__name__}"
+                if not self._pending:
+                    self._drained.set()
+            return self.failure
+        finally:
+            self._drained.set()
 
     async def drain(self) -> None:
         """Wait until everything offered so far has been sent (or the observer has failed)."""

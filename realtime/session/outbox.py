@@ -106,6 +106,10 @@ class Outbox:
         self._items.append(event)
         self._changed.set()
 
+    def events(self) -> list[dict[str, Any]]:
+        """The events still queued, in order (audio left out)."""
+        return [item for item in self._items if isinstance(item, dict)]
+
     def purge(self, context_id: str) -> list[AudioFrame]:
         """Drop the unsent audio of `context_id`; returns it in order."""
         kept: deque[Outbound] = deque()

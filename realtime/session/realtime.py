@@ -37,7 +37,7 @@ from .context import SpeechContext
 from .errors import ClientError as SessionError
 from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
 from .observers import Observer
-from .outbox import AudioFrame, Outbox
+from .outbox import AudioFrame, Outbox, OutboxOverflow
 from .playout import BurstPacer, PlayoutClock
 from .send_watch import SendWatch
 from .uplink_budget import UplinkBudget
@@ -128,6 +128,8 @@ class SessionLimits:
     max_contexts: int = 16
     """Contexts open (speaking or queued) at once."""
     max_frame_bytes: int = 1 << 20
+    max_queued_events: int = 10_000
+    """Events waiting unsent before the client is deemed not to read them (the session is closed)."""
 
     def describe(self) -> dict[str, int]:
         return {"max_text_chars": self.max_text_chars, "max_context_chars": self.max_context_chars,
@@ -152,7 +154,9 @@ class RealtimeSession:
         self.clock = clock or MonotonicClock()
         self.config = config
         self._selection = self._resolve(config)
-        self.outbox = Outbox()
+        self.outbox = Outbox(max_events=self.limits.max_queued_events)
+        self._overflowed = asyncio.Event()
+        """Set when the client has left `max_queued_events` unread: `run` ends with OutboxOverflow."""
         self.playout = PlayoutClock()
         # Per frame: labelled children looked up once (`labels()` takes a lock and builds a key).
         self._audio_counter = gateway.metrics.audio_seconds.labels(transport)
@@ -231,8 +235,20 @@ class RealtimeSession:
         with contextlib.suppress(ValueError):
             self._observers.remove(observer)
 
+    def offer_unsent_events(self) -> None:
+        """Hand observers the events the client will not get now (the session is ending under them):
+        the agent watching a call learns how it ended even if the caller's socket stalled."""
+        for event in self.outbox.events():
+            for observer in self._observers:
+                observer.offer(event)
+
     def emit(self, event: dict[str, Any]) -> None:
-        self.outbox.put_event(event)
+        """Queue an event; never raises, so any caller (a control socket, a REST call, a microphone
+        reader) may emit. A client that has left `max_queued_events` unread ends the session instead."""
+        try:
+            self.outbox.put_event(event)
+        except OutboxOverflow:
+            self._overflowed.set()
 
     # -- text in ------------------------------------------------------------------------------
 
@@ -428,6 +444,7 @@ class RealtimeSession:
         now = self.clock.now()
         budget = self._uplink_budget
         if not budget.take(now, self._uplink.duration_s(len(data))):
+            self._uplink.skip(len(data))
             if self._uplink_refused_at is None or now - self._uplink_refused_at >= 1.0:  # one error a second
                 self._uplink_refused_at = now
                 self.emit({"type": "error", "code": "input_audio_too_fast",
@@ -447,18 +464,21 @@ class RealtimeSession:
         """Speak until closed. Raises TimeoutError if the client stops reading for `send_timeout_s`."""
         watch = SendWatch(send_timeout_s, self.clock)
         speaker = asyncio.create_task(self._speaker())
+        overflowed = asyncio.create_task(self._overflowed.wait())
         writer = asyncio.create_task(
             watch.run(self._writer(watch.watched(send_audio), watch.watched(send_event)))
         )
         try:
-            await asyncio.wait({speaker, writer}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({speaker, writer, overflowed}, return_when=asyncio.FIRST_COMPLETED)
+            if overflowed.done():
+                raise OutboxOverflow(f"{self.outbox.max_events} events left unread")
             if speaker.done() and speaker.exception() is not None:
                 raise speaker.exception()  # type: ignore[misc]  # the writer would wait forever
             await writer  # the speaker closed the outbox: the writer sends what is queued, then ends
         finally:
-            for task in (speaker, writer):
+            for task in (speaker, writer, overflowed):
                 task.cancel()
-            await asyncio.gather(speaker, writer, return_exceptions=True)
+            await asyncio.gather(speaker, writer, overflowed, return_exceptions=True)
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -101,10 +101,20 @@ class UplinkAudio:
             else None
         )
         self._carry = b""
+        self._skip = 0
 
     def duration_s(self, nbytes: int) -> float:
         """Audio carried by `nbytes` of this encoding."""
         return nbytes / (2 if self.encoding == "pcm" else 1) / self.sample_rate
+
+    def skip(self, nbytes: int) -> None:
+        """Account for `nbytes` of the stream dropped unread, so pcm samples stay aligned after them."""
+        if self.encoding != "pcm" or nbytes <= 0:
+            return
+        if self._carry or self._skip:  # the first dropped byte ends a sample begun (or skipped) before
+            self._carry, self._skip = b"", 0
+            nbytes -= 1
+        self._skip = nbytes % 2  # an odd rest: the next chunk opens with the end of a dropped sample
 
     def decode(self, data: bytes) -> np.ndarray:
         """Samples of ``data`` as int16 at :attr:`vad_rate` (may be empty)."""
@@ -113,6 +123,8 @@ class UplinkAudio:
         elif self.encoding == "alaw":
             pcm = alaw_decode(data)
         else:
+            if self._skip and data:
+                data, self._skip = data[1:], 0
             data = self._carry + bytes(data)
             usable = len(data) & ~1
             self._carry = data[usable:]

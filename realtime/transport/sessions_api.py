@@ -139,9 +139,10 @@ async def control_socket(websocket: WebSocket) -> None:
         while True:
             receive = asyncio.create_task(websocket.receive())
             done, _ = await asyncio.wait({receive, closed, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if receive in done and receive.result()["type"] == "websocket.disconnect":
+                return  # the agent hung up (whatever else happened meanwhile)
             if watching in done:
-                failure = watching.result() if watching.exception() is None else "the socket failed"
-                code, reason = 1008, f"control socket not reading its events: {failure}"
+                code, reason = 1008, f"control socket not reading its events: {watching.result()}"
                 log.warning("control socket dropped", extra={"session_id": session.id, "reason": reason})
                 return
             if closed in done:  # its last events first: the writer offered them before it ended

@@ -33,7 +33,8 @@ from ..control.auth import LimitExceeded, extract_key
 from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.realtime import RealtimeSession, SessionError
-from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, serve_session
+from .idle import Activity, Idle, read_until_idle
+from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, close_idle, quiet_since, serve_session
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +185,20 @@ def _on_twilio_message(session: RealtimeSession, event: dict[str, Any]) -> bool:
 async def _twilio_receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> tuple[int, str] | None:
     """Read Twilio's messages until the call ends; a silent socket (media stopped) is a dead call."""
     idle = gw.settings.idle_timeout_s
+    activity = Activity(session.clock)
+    result = await read_until_idle(
+        _read_call(session, conn, activity), idle_s=idle, quiet_since=lambda: quiet_since(session, activity),
+        clock=session.clock,
+    )  # fmt: skip
+    return await close_idle(session, idle) if isinstance(result, Idle) else result
+
+
+async def _read_call(
+    session: RealtimeSession, conn: Connection, activity: Activity
+) -> tuple[int, str] | None:
     while True:
-        try:
-            message = await asyncio.wait_for(conn.ws.receive(), timeout=idle)
-        except TimeoutError:
-            if len(session.outbox) or session.clock.now() - session.last_sent_at < idle:
-                continue  # still talking to the caller
-            session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle:g} s"})
-            await asyncio.sleep(0.05)  # let the writer hand it to the control API's observers
-            return CLOSE_IDLE, "idle timeout"
+        message = await conn.ws.receive()
+        activity.touch()
         if message["type"] == "websocket.disconnect":
             return None
         event = _parse(message.get("text"))

@@ -29,6 +29,7 @@ from aiortc.sdp import candidate_from_sdp
 from ..gateway import Gateway
 from ..session.realtime import RealtimeSession, SessionError
 from .commands import apply_command, errors_to_client
+from .idle import Activity, Idle, read_until_idle
 from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
 from .webrtc_track import PacedAudioTrack
 
@@ -242,17 +243,24 @@ class WebRtcPeer:
 
     async def receive(self, gw: Gateway, session: RealtimeSession, conn: object) -> tuple[int, str] | None:
         """`serve_session`'s reader: commands from the data channel until the peer goes away."""
-        idle = gw.settings.idle_timeout_s
+        activity = Activity(session.clock)
+
+        def quiet_since() -> float | None:  # the media path alive: a listening peer may stay quiet long
+            return None if self.pc.connectionState == "connected" else activity.last
+
+        result = await read_until_idle(
+            self._read_channel(gw, session, activity), idle_s=gw.settings.idle_timeout_s, quiet_since=quiet_since,
+            clock=session.clock,
+        )  # fmt: skip
+        return (4408, "idle timeout") if isinstance(result, Idle) else None
+
+    async def _read_channel(self, gw: Gateway, session: RealtimeSession, activity: Activity) -> None:
         max_text = gw.settings.max_text_chars
         while True:
-            try:
-                message = await asyncio.wait_for(self.inbox.get(), timeout=idle)
-            except TimeoutError:
-                if self.pc.connectionState == "connected":
-                    continue  # the media path is alive: a listening peer may stay quiet for long
-                return 4408, "idle timeout"
+            message = await self.inbox.get()
+            activity.touch()
             if message is _CLOSED:
-                return None
+                return
             with errors_to_client(gw, session):
                 if isinstance(message, _Oversized):
                     raise ProtocolError(

@@ -25,6 +25,7 @@ from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.outbox import OutboxOverflow
 from ..session.realtime import RealtimeSession, new_session_id
 from .commands import apply_command, errors_to_client
+from .idle import Activity, Idle, read_until_idle
 from .realtime_protocol import (
     MSGPACK_SUBPROTOCOL,
     ProtocolError,
@@ -150,6 +151,7 @@ async def serve_session(
         elif ended is receiver and (result := receiver.result()) is not None:
             code, reason = result
     finally:
+        session.offer_unsent_events()
         for task in (runner, receiver):
             task.cancel()
         for task in (runner, receiver):
@@ -175,21 +177,38 @@ def close_for(exc: BaseException, session: RealtimeSession) -> tuple[int, str]:
     return CLOSE_INTERNAL, "internal error"
 
 
+def quiet_since(session: RealtimeSession, activity: Activity) -> float | None:
+    """When the client last sent something and the session last sent it something; None while audio
+    or events are still queued for it."""
+    if len(session.outbox):
+        return None
+    return max(activity.last, session.last_sent_at)
+
+
+async def close_idle(session: RealtimeSession, idle_s: float) -> tuple[int, str]:
+    session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle_s:g} s"})
+    await asyncio.sleep(0.05)  # let the writer send it
+    return CLOSE_IDLE, "idle timeout"
+
+
 async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> tuple[int, str] | None:
     """Read frames until the client leaves; returns a close (code, reason) when we end it."""
     idle = gw.settings.idle_timeout_s
+    activity = Activity(session.clock)
+    result = await read_until_idle(
+        _read_frames(gw, session, conn, activity), idle_s=idle, quiet_since=lambda: quiet_since(session, activity),
+        clock=session.clock,
+    )  # fmt: skip
+    return await close_idle(session, idle) if isinstance(result, Idle) else None
+
+
+async def _read_frames(gw: Gateway, session: RealtimeSession, conn: Connection, activity: Activity) -> None:
     max_text = gw.settings.max_text_chars
     while True:
-        try:
-            message = await asyncio.wait_for(conn.ws.receive(), timeout=idle)
-        except TimeoutError:
-            if len(session.outbox) or session.clock.now() - session.last_sent_at < idle:
-                continue  # still talking to the client
-            session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle:g} s"})
-            await asyncio.sleep(0.05)  # let the writer send it
-            return CLOSE_IDLE, "idle timeout"
+        message = await conn.ws.receive()
+        activity.touch()
         if message["type"] == "websocket.disconnect":
-            return None
+            return
         with errors_to_client(gw, session):
             command = None
             if message.get("text") is not None:

@@ -48,7 +48,13 @@ def tone() -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def lagging() -> Iterator[LiveServer]:
     """For clients that stop reading: small synthesis lead and jobs, a send timeout that never fires."""
-    with LiveServer(engines=["tone"], send_timeout_s=60, max_ahead_s=2.0, planner={"max_chars": 60}) as live:
+    with LiveServer(
+        engines=["tone"],
+        send_timeout_s=60,
+        max_ahead_s=2.0,
+        planner={"max_chars": 60},
+        max_queued_events=1000,
+    ) as live:
         yield live
 
 
@@ -833,9 +839,11 @@ def test_uplink_audio_far_faster_than_real_time_is_dropped_with_one_error(tone: 
             error = await client.expect("error", allow_errors=True)
             assert error["code"] == "input_audio_too_fast" and "real time" in error["message"], error.body
             await assert_still_working(client)
-            assert [e["code"] for e in client.events("error")] == ["input_audio_too_fast"]  # one per second
+            codes = [e["code"] for e in client.events("error")]
+            assert set(codes) == {"input_audio_too_fast"} and len(codes) <= 3, codes  # at most one a second
             sess = tone.gateway.sessions[client.created["session_id"]]
-            assert sess._vad is not None and sess._vad.position_ms == pytest.approx(5000.0)
+            # 5 s of burst, plus what the budget refilled (2x real time) while the frames came in.
+            assert sess._vad is not None and 5000.0 <= sess._vad.position_ms <= 12000.0
 
     run(scenario())
 
@@ -1104,12 +1112,18 @@ def test_a_client_flooding_errors_without_reading_is_closed_with_a_reason(laggin
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no autotuning: fills after a few KB
         sock.connect(("127.0.0.1", lagging.port))
         sock.setblocking(False)
+        before = set(lagging.gateway.sessions)
         async with connect(ws_url(lagging), sock=sock, max_queue=1, close_timeout=1) as ws:
-            with contextlib.suppress(ConnectionClosed):
-                for _ in range(60_000):
-                    await ws.send("{not json")
-            sessions = [s for s in lagging.gateway.sessions.values() if s.transport == "websocket"]
-            assert await eventually(lambda: not any(s.id in lagging.gateway.sessions for s in sessions), 20)
+            assert await eventually(lambda: len(set(lagging.gateway.sessions) - before) == 1)
+            (sid,) = set(lagging.gateway.sessions) - before
+            # Until the kernel's buffers are full (their size varies by host) and 1,000 errors wait unsent.
+            deadline = time.monotonic() + 20
+            while sid in lagging.gateway.sessions and time.monotonic() < deadline:
+                with contextlib.suppress(ConnectionClosed):
+                    for _ in range(2000):
+                        await ws.send("{not json")
+                await asyncio.sleep(0.05)
+            assert sid not in lagging.gateway.sessions, "the flooding session was never closed"
             with contextlib.suppress(ConnectionClosed, TimeoutError):
                 while True:
                     await asyncio.wait_for(ws.recv(), 5)

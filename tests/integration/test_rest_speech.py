@@ -227,11 +227,21 @@ def test_session_limit_returns_429() -> None:
         assert third.status_code == 200
 
 
+def server_side_connection(port: int, peer_port: int) -> list[str]:
+    """TCP states (hex, /proc/net/tcp) of the server's end of a loopback connection from `peer_port`."""
+    states = []
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == peer_port:
+            states.append(state)
+    return [s for s in states if s not in ("06", "07")]  # TIME_WAIT and CLOSE hold nothing
+
+
 def test_client_that_stops_reading_loses_its_slot_after_send_timeout(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # One session slot; a client that never reads must not keep it past send_timeout_s.
-    with LiveServer(engines=["tone"], max_sessions=1, send_timeout_s=1.0) as live:
+    with LiveServer(engines=["tone"], max_sessions=1, send_timeout_s=1.0, unacked_timeout_s=2.0) as live:
         body = json.dumps({"model": "tone", "voice": "mid", "input": "Long enough to fill buffers. " * 140,
                            "response_format": "pcm", "sample_rate": 48000}).encode()  # fmt: skip
         request = (
@@ -255,6 +265,12 @@ def test_client_that_stops_reading_loses_its_slot_after_send_timeout(
                 assert second.status_code == 200 and len(second.content) > 0
             assert freed_after < 5
             assert "client stopped reading" in caplog.text
+            # And its connection is reset (TCP_USER_TIMEOUT, `unacked_timeout_s`), not left holding the
+            # megabytes queued for it: asyncio's close() alone would wait for a drain that never comes.
+            peer = stuck.getsockname()[1]
+            assert wait_for(lambda: not server_side_connection(live.port, peer), timeout=8), (
+                server_side_connection(live.port, peer)
+            )
             engine = live.gateway.engines.get("tone")
             # Its speech context is gone: nothing queued or running for it any more.
             assert wait_for(lambda: engine.queue_depth == 0 and engine.load == 0)

@@ -301,12 +301,13 @@ def test_overlong_session_id_is_refused(server: LiveServer) -> None:
     asyncio.run(main())
 
 
-IDLE_S = 0.5
+IDLE_S = 1.5
+"""Long enough that a loaded 2-core CI machine does what each test needs within it."""
 
 
 @pytest.fixture(scope="module")
 def idle_server() -> Iterator[LiveServer]:
-    """A short idle timeout and room for one session, so slots and timeouts show within a second."""
+    """A short idle timeout and room for one session, so slots and timeouts show within seconds."""
     with LiveServer(engines=["tone"], idle_timeout_s=IDLE_S, max_sessions=1) as live:
         yield live
 
@@ -325,11 +326,11 @@ def slots_free(server: LiveServer) -> bool:
 
 def test_socket_without_start_is_closed_after_the_idle_timeout(idle_server: LiveServer) -> None:
     async def main() -> None:
+        opened = time.monotonic()  # before the server accepts: its timer starts later
         ws = await websockets.connect(ws_url(idle_server, "/v1/telephony/twilio"))
         await ws.send(tw.connected())  # Twilio's first message; `start` never follows
-        opened = time.monotonic()
         assert await closed_with(ws) == (4408, "idle timeout")
-        assert IDLE_S - 0.05 <= time.monotonic() - opened <= IDLE_S + 1.0
+        assert IDLE_S <= time.monotonic() - opened <= 2 * IDLE_S + 1.0
 
     assert slots_free(idle_server)
     asyncio.run(main())
@@ -367,13 +368,13 @@ def test_sockets_waiting_for_start_hold_a_session_slot(idle_server: LiveServer) 
 
 def test_call_without_media_is_closed_after_the_idle_timeout(idle_server: LiveServer) -> None:
     async def main() -> None:
+        started = time.monotonic()  # before the session exists: its idle clock starts later
         ws = await start_call(idle_server, "MZ-quiet", session_id="call-quiet", engine="tone")
-        started = time.monotonic()
         assert idle_server.gateway.limiter.total == 1, "the session keeps the slot taken before start"
         control = await websockets.connect(ws_url(idle_server, "/v1/sessions/call-quiet/control"))
         assert json.loads(await control.recv())["type"] == "session.attached"
         assert await closed_with(ws) == (4408, "idle timeout")
-        assert IDLE_S - 0.05 <= time.monotonic() - started <= 2 * IDLE_S + 0.5
+        assert IDLE_S <= time.monotonic() - started <= 2 * IDLE_S + 1.0
         error = json.loads(await asyncio.wait_for(control.recv(), 2))
         assert error["type"] == "error" and error["code"] == "idle_timeout"
         await control.close()
@@ -390,7 +391,7 @@ def test_call_sending_media_is_not_idle(idle_server: LiveServer) -> None:
         stop = asyncio.Event()
         feeder = asyncio.create_task(inbound(ws, "MZ-live", [], stop))
         with pytest.raises(TimeoutError):  # nothing to say, and no close either
-            await asyncio.wait_for(ws.recv(), 3 * IDLE_S)
+            await asyncio.wait_for(ws.recv(), 2 * IDLE_S)
         stop.set()
         await feeder
         assert ws.close_code is None and "call-live" in idle_server.gateway.sessions
@@ -408,13 +409,13 @@ def test_quiet_caller_is_not_cut_off_while_the_gateway_speaks(idle_server: LiveS
         async with httpx.AsyncClient() as client:
             r = await client.post(
                 f"{idle_server.url}/v1/sessions/call-talk/text",
-                json={"text": "Hi there, one moment", "done": True},
+                json={"text": "Hi there, one moment please, I am looking that up.", "done": True},
             )
             assert r.status_code == 200
-        # About 1.2 s of audio, over twice the idle timeout, with no message from the caller.
-        messages = await collect_until(ws, {"mark"}, timeout=5)
+        # About 3 s of audio, longer than the idle timeout, with no message from the caller.
+        messages = await collect_until(ws, {"mark"}, timeout=10)
         media = [t for t, m in messages if m["event"] == "media"]
-        assert media[-1] - media[0] > 2 * IDLE_S
+        assert media[-1] - media[0] > IDLE_S + 0.1
         assert await closed_with(ws) == (4408, "idle timeout")
 
     assert slots_free(idle_server)

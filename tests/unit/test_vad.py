@@ -245,3 +245,21 @@ def test_feed_is_cheap(speech_at) -> None:
         vad.feed(signal[16000:])
         best = min(best, (time.perf_counter() - started) / 2)
     assert best < 0.005
+
+
+def test_dropped_pcm_chunks_of_odd_length_keep_the_samples_aligned() -> None:
+    from realtime.session.vad import UplinkAudio
+
+    stream = (np.arange(1, 401, dtype=np.int16) * 7).astype("<i2").tobytes()
+    for cuts in ([3, 5], [4, 3], [1, 1, 1], [5, 2, 7], [2, 4]):
+        uplink = UplinkAudio("pcm", 16000)
+        out, pos = [], 0
+        for i, cut in enumerate([*cuts, len(stream)]):
+            chunk = stream[pos : pos + cut if i < len(cuts) else None]
+            pos += len(chunk)
+            if i % 2 and i < len(cuts):  # every other chunk is dropped (the uplink budget refused it)
+                uplink.skip(len(chunk))
+            else:
+                out.append(uplink.decode(chunk))
+        tail = np.concatenate(out)[-100:]
+        assert np.array_equal(tail, (np.arange(301, 401, dtype=np.int16) * 7)), cuts
