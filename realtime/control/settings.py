@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -198,6 +198,15 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one engine must be configured")
         return value
+
+    @model_validator(mode="after")
+    def _reset_after_send_timeout(self) -> Settings:
+        if self.unacked_timeout_s and self.unacked_timeout_s <= self.send_timeout_s:
+            raise ValueError(
+                "unacked_timeout_s must be 0 or longer than send_timeout_s: the session gives up on a client "
+                "that stopped reading first (1008, with a reason), then the kernel frees its connection"
+            )
+        return self
 
     @field_validator("log_format")
     @classmethod

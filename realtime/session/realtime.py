@@ -235,11 +235,14 @@ class RealtimeSession:
         with contextlib.suppress(ValueError):
             self._observers.remove(observer)
 
-    def offer_unsent_events(self) -> None:
+    def _offer_unsent_events(self) -> None:
         """Hand observers the events the client will not get now (the session is ending under them):
-        the agent watching a call learns how it ended even if the caller's socket stalled."""
-        for event in self.outbox.events():
-            for observer in self._observers:
+        the agent watching a call learns how it ended even if the caller's socket stalled. Only what
+        fits in each observer's queue (the latest ones): the handoff must not make it fail."""
+        events = self.outbox.events()
+        for observer in self._observers:
+            room = observer.max_pending - len(observer)
+            for event in events[-room:] if room > 0 else []:
                 observer.offer(event)
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -482,6 +485,8 @@ class RealtimeSession:
             self.shutdown()
 
     def shutdown(self) -> None:
+        if not self.closed.is_set():  # once, before observers learn the session is closed
+            self._offer_unsent_events()
         for slot in self._slots.values():
             slot.context.cancel()
         self.outbox.close()
@@ -513,9 +518,9 @@ class RealtimeSession:
                     if tail := encoder.finish():
                         await send_audio(tail, item["context_id"])
                     encoder = encoder_output = None
-                await send_event(item)
                 for observer in self._observers:
                     observer.offer(item)  # never awaited: a slow observer must not delay the audio
+                await send_event(item)  # (offered first: a send that stalls for good still reaches them)
         if encoder is not None and (tail := encoder.finish()):
             await send_audio(tail, "")
 

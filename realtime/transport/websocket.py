@@ -151,7 +151,6 @@ async def serve_session(
         elif ended is receiver and (result := receiver.result()) is not None:
             code, reason = result
     finally:
-        session.offer_unsent_events()
         for task in (runner, receiver):
             task.cancel()
         for task in (runner, receiver):

@@ -38,6 +38,9 @@ def test_bad_settings_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         load_settings(engines=[])
     with pytest.raises(ValueError):
         load_settings(log_format="xml")
+    with pytest.raises(ValueError, match="unacked_timeout_s"):
+        load_settings(send_timeout_s=30, unacked_timeout_s=30)  # the kernel would cut before the 1008
+    assert load_settings(send_timeout_s=60, unacked_timeout_s=0).unacked_timeout_s == 0  # off is fine
 
 
 def test_voices_directory_adds_voices(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def lagging() -> Iterator[LiveServer]:
     with LiveServer(
         engines=["tone"],
         send_timeout_s=60,
+        unacked_timeout_s=120,
         max_ahead_s=2.0,
         planner={"max_chars": 60},
         max_queued_events=1000,
