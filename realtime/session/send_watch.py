@@ -11,7 +11,6 @@ quarter of the timeout, so a stalled send is caught between 1 and 1.25 times
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
@@ -48,16 +47,33 @@ class SendWatch:
 
     async def run(self, writer: Awaitable[T]) -> T:
         """Await `writer`; cancel it and raise TimeoutError once one of its sends has stalled."""
-        task = asyncio.ensure_future(writer)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.timeout_s / CHECKS_PER_TIMEOUT)
-                if done:
-                    return task.result()
-                if self.stalled():
-                    raise TimeoutError(f"one send took over {self.timeout_s:g} s: the client is not reading")
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        result = await run_until(writer, every_s=self.timeout_s / CHECKS_PER_TIMEOUT, expired=self.stalled)
+        if isinstance(result, Expired):
+            raise TimeoutError(f"one send took over {self.timeout_s:g} s: the client is not reading")
+        return result
+
+
+class Expired:
+    """What `run_until` returns when its condition came true before the work finished."""
+
+
+EXPIRED = Expired()
+
+
+async def run_until(work: Awaitable[T], *, every_s: float, expired: Callable[[], bool]) -> T | Expired:
+    """Await `work`, checking `expired()` every `every_s`; once true, cancel the work and return EXPIRED.
+
+    One task and one check per interval whatever the work does meanwhile: the watchdog behind send
+    timeouts and idle timeouts, instead of a timer per send or receive."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every_s)
+            if done:
+                return task.result()
+            if expired():
+                return EXPIRED
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

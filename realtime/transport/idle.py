@@ -10,15 +10,13 @@ timeout.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..session.clock import Clock
+from ..session.send_watch import CHECKS_PER_TIMEOUT, Expired, run_until
 
 R = TypeVar("R")
-
-CHECKS_PER_TIMEOUT = 4
 
 
 class Activity:
@@ -32,30 +30,16 @@ class Activity:
         self.last = self.clock.now()
 
 
-class Idle:
-    """What `read_until_idle` returns when the connection went quiet."""
-
-
-IDLE = Idle()
-
-
 async def read_until_idle(
     read_loop: Coroutine[Any, Any, R], *, idle_s: float, quiet_since: Callable[[], float | None], clock: Clock
-) -> R | Idle:
-    """Run `read_loop` to its end, or return IDLE once `quiet_since()` is `idle_s` in the past.
+) -> R | Expired:
+    """Run `read_loop` to its end, or return EXPIRED once `quiet_since()` is `idle_s` in the past.
 
     `quiet_since()` is when both sides last did something; None means "busy now" (audio still going
     out, a media path still connected)."""
-    task = asyncio.ensure_future(read_loop)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=idle_s / CHECKS_PER_TIMEOUT)
-            if done:
-                return task.result()
-            since = quiet_since()
-            if since is not None and clock.now() - since >= idle_s:
-                return IDLE
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+
+    def idle() -> bool:
+        since = quiet_since()
+        return since is not None and clock.now() - since >= idle_s
+
+    return await run_until(read_loop, every_s=idle_s / CHECKS_PER_TIMEOUT, expired=idle)

@@ -18,16 +18,14 @@ response was not completed).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..session.clock import MonotonicClock
-from ..session.send_watch import CHECKS_PER_TIMEOUT, SendWatch
+from ..session.send_watch import CHECKS_PER_TIMEOUT, Expired, SendWatch, run_until
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,10 @@ class ClosingStreamingResponse(StreamingResponse):
             watch = self._watch
             if watch is None:
                 await super().__call__(scope, receive, send)
-            elif await _stalled(super().__call__(scope, receive, watch.watched(send)), watch):
+                return
+            response = super().__call__(scope, receive, watch.watched(send))
+            every_s = watch.timeout_s / CHECKS_PER_TIMEOUT
+            if isinstance(await run_until(response, every_s=every_s, expired=watch.stalled), Expired):
                 log.warning(
                     "client stopped reading the response: abandoned",
                     extra={"path": scope.get("path"), "send_timeout_s": watch.timeout_s},
@@ -63,21 +64,3 @@ class ClosingStreamingResponse(StreamingResponse):
                 await aclose()
             if self._on_close is not None:
                 self._on_close()
-
-
-async def _stalled(response: Awaitable[None], watch: SendWatch) -> bool:
-    """Run `response`; True if it was cancelled because one of its watched sends stalled."""
-    task = asyncio.ensure_future(response)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=watch.timeout_s / CHECKS_PER_TIMEOUT)
-            if done:
-                task.result()
-                return False
-            if watch.stalled():
-                return True
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

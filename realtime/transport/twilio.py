@@ -33,7 +33,8 @@ from ..control.auth import LimitExceeded, extract_key
 from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.realtime import RealtimeSession, SessionError
-from .idle import Activity, Idle, read_until_idle
+from ..session.send_watch import Expired
+from .idle import Activity, read_until_idle
 from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, close_idle, quiet_since, serve_session
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ async def _twilio_receive(gw: Gateway, session: RealtimeSession, conn: Connectio
         _read_call(session, conn, activity), idle_s=idle, quiet_since=lambda: quiet_since(session, activity),
         clock=session.clock,
     )  # fmt: skip
-    return await close_idle(session, idle) if isinstance(result, Idle) else result
+    return await close_idle(session, idle) if isinstance(result, Expired) else result
 
 
 async def _read_call(

@@ -28,8 +28,9 @@ from aiortc.sdp import candidate_from_sdp
 
 from ..gateway import Gateway
 from ..session.realtime import RealtimeSession, SessionError
+from ..session.send_watch import Expired
 from .commands import apply_command, errors_to_client
-from .idle import Activity, Idle, read_until_idle
+from .idle import Activity, read_until_idle
 from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
 from .webrtc_track import PacedAudioTrack
 
@@ -252,7 +253,7 @@ class WebRtcPeer:
             self._read_channel(gw, session, activity), idle_s=gw.settings.idle_timeout_s, quiet_since=quiet_since,
             clock=session.clock,
         )  # fmt: skip
-        return (4408, "idle timeout") if isinstance(result, Idle) else None
+        return (4408, "idle timeout") if isinstance(result, Expired) else None
 
     async def _read_channel(self, gw: Gateway, session: RealtimeSession, activity: Activity) -> None:
         max_text = gw.settings.max_text_chars

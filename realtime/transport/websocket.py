@@ -24,8 +24,9 @@ from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.outbox import OutboxOverflow
 from ..session.realtime import RealtimeSession, new_session_id
+from ..session.send_watch import Expired
 from .commands import apply_command, errors_to_client
-from .idle import Activity, Idle, read_until_idle
+from .idle import Activity, read_until_idle
 from .realtime_protocol import (
     MSGPACK_SUBPROTOCOL,
     ProtocolError,
@@ -198,7 +199,7 @@ async def _receive(gw: Gateway, session: RealtimeSession, conn: Connection) -> t
         _read_frames(gw, session, conn, activity), idle_s=idle, quiet_since=lambda: quiet_since(session, activity),
         clock=session.clock,
     )  # fmt: skip
-    return await close_idle(session, idle) if isinstance(result, Idle) else None
+    return await close_idle(session, idle) if isinstance(result, Expired) else None
 
 
 async def _read_frames(gw: Gateway, session: RealtimeSession, conn: Connection, activity: Activity) -> None:

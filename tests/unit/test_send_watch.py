@@ -71,3 +71,26 @@ def test_a_writer_error_propagates() -> None:
 
     with pytest.raises(ConnectionResetError):
         asyncio.run(SendWatch(TIMEOUT_S, FakeClock()).run(writer()))
+
+
+def test_run_until_returns_the_result_or_expired_and_cancels_the_work() -> None:
+    from realtime.session.send_watch import EXPIRED, run_until
+
+    async def scenario() -> None:
+        async def quick() -> int:
+            return 7
+
+        assert await run_until(quick(), every_s=0.01, expired=lambda: True) == 7
+        cancelled = asyncio.Event()
+
+        async def forever() -> None:
+            try:
+                await asyncio.sleep(60)
+            finally:
+                cancelled.set()
+
+        checks = iter([False, False, True])
+        assert await run_until(forever(), every_s=0.01, expired=lambda: next(checks)) is EXPIRED
+        assert cancelled.is_set(), "the work is cancelled and awaited before run_until returns"
+
+    asyncio.run(scenario())
