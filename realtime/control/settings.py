@@ -75,7 +75,7 @@ class PlannerSettings(BaseModel):
     ewma_alpha: float = Field(default=0.3, gt=0, le=1)
     idle_flush_ms: float = Field(default=250.0, ge=0)
     max_inflight: int = Field(default=2, ge=1, le=8)
-    loaded_start_hold_ms: float = Field(default=1200.0, ge=0)
+    loaded_start_hold_ms: float = Field(default=2500.0, ge=0)
     """Realtime sessions on a saturated engine: hold a context's first audio until its second segment
     is coming, at most this long (a later start instead of a stutter); 0 disables. The context's
     deadlines count from the real start, so a held context does not take workers from playing ones."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from realtime.session.realtime import StartupHold
+from realtime.session.startup_hold import StartupHold
 
 
 def test_idle_engine_holds_nothing() -> None:
