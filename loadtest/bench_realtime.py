@@ -2,10 +2,15 @@
 capacity, barge-in latency and Twilio pacing, all in one run on one machine.
 
     python -m loadtest.bench_realtime [--duration 30] [--levels 12,16,18,20] [--runs 2] [--ramp-up 2]
-                                      [--json out.json]
+                                      [--loadgen-cores 0] [--json out.json]
 
-1. Engine capacity: the Piper engine called in-process (16 concurrent jobs, no server running),
-   before the sessions and again after them; utilisation is against the faster measurement.
+0. Cores: by default the load generator shares every CPU with the server (the server then pays for
+   the generator's CPU, about 5 ms per second of audio). `--loadgen-cores K` gives the generator K
+   CPUs of its own and the server the rest, with one Piper worker per server CPU; the engine's
+   capacity is then measured on the server's CPUs only.
+1. Engine capacity: the Piper engine called in-process (16 concurrent jobs, no server running) on
+   the server's CPUs, before the sessions and again after them; utilisation is against the faster
+   measurement.
 2. `realtime serve` (Piper) in a child process; N native WebSocket sessions stream LLM-like
    tokens at 30 tokens/s (lead 300 ms) for `--duration` s, all started at once and then started
    evenly over `--ramp-up` s, `--runs` times each; underruns counted at the client (playback starts
@@ -27,15 +32,28 @@ import platform
 
 from .bench_bargein import caller_speech, trial
 from .bench_engine import measure
-from .common import ServerProcess, capacity_between, engine_counters, percentile, run_client
+from .common import (
+    CoreSplit,
+    ServerProcess,
+    capacity_between,
+    engine_counters,
+    percentile,
+    pinned,
+    run_client,
+)
 from .report import Row
 from .sessions import run_ws_load
 from .twilio_load import run_twilio_load
 
 
-def engine_capacity() -> float:
-    """Audio seconds per second of the Piper engine called in-process, every core busy."""
-    return float(asyncio.run(measure(os.cpu_count() or 1, 1, 16, True))["throughput_x"])
+def engine_capacity(cpus: frozenset[int]) -> float:
+    """Audio seconds per second of the Piper engine called in-process, one worker per CPU in `cpus`."""
+    with pinned(cpus):
+        return float(asyncio.run(measure(len(cpus), 1, 16, True))["throughput_x"])
+
+
+def core_split(loadgen_cores: int) -> CoreSplit:
+    return CoreSplit.isolated(loadgen_cores) if loadgen_cores else CoreSplit.shared()
 
 
 def _listed(values: list[float | None], fmt: str) -> str:
@@ -51,15 +69,25 @@ def main() -> None:
     parser.add_argument(
         "--ramp-up", type=float, default=2.0, help="second sweep: starts spread over this long"
     )
+    parser.add_argument(
+        "--loadgen-cores",
+        type=int,
+        default=0,
+        help="CPUs of its own for the load generator (default 0: it shares every CPU with the server)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
+    split = core_split(args.loadgen_cores)
     results: dict[str, object] = {
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "cpus": split.describe(),
     }
-    cores = os.cpu_count() or 1
-    capacity_before = engine_capacity()
-    print(f"engine capacity (in-process, 16 jobs): {capacity_before:.1f}x real time")
-    with ServerProcess() as server:
+    cores = len(split.server)
+    print(split.describe())
+    capacity_before = engine_capacity(split.server)
+    print(f"engine capacity (in-process, 16 jobs, {cores} workers): {capacity_before:.1f}x real time")
+    env = {} if split.is_shared else {"REALTIME_PIPER__WORKERS": str(cores)}
+    with ServerProcess(env=env, cpus=split.server) as server, pinned(split.loadgen):
         ws = server.url.replace("http", "ws", 1)
         ttfa = run_client(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
         results["ttfa_1_session"] = ttfa.aggregate().summary()
@@ -108,14 +136,14 @@ def main() -> None:
         results["twilio"] = twilio.aggregate().summary()
     # The VM's speed drifts: measure again with the server gone, and hold the sessions against the
     # faster of the two measurements (the conservative ratio).
-    capacity_after = engine_capacity()
+    capacity_after = engine_capacity(split.server)
     capacity = max(capacity_before, capacity_after)
     results["engine_capacity_x"] = {"before": capacity_before, "after": capacity_after, "used": capacity}
     for row in sweep:
         row["utilisation"] = row["steady_audio_rate_x"] / capacity
         row["demand_utilisation"] = row["sessions"] / capacity  # as if no session ever paused between turns
     t, b, tw = results["ttfa_1_session"], results["barge_in"], results["twilio"]
-    print(f"\nmachine: {results['machine']}; engine capacity {capacity_before:.1f}x real time before the "
+    print(f"\nmachine: {results['machine']}; {split.describe()}; engine capacity {capacity_before:.1f}x real time before the "
           f"sessions, {capacity_after:.1f}x after; utilisation against {capacity:.1f}x")  # fmt: skip
     print(
         f"TTFA, 1 session at 30 tokens/s: p50 {t['ttfa_p50_ms']} ms, p95 {t['ttfa_p95_ms']} ms ({t['items']} contexts)"

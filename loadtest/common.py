@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -61,16 +63,80 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) 
     return False
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class CoreSplit:
+    """Which CPUs the load generator and the server run on.
+
+    A load generator on the server's cores takes CPU the server's inference threads would otherwise
+    get (about 5 ms per second of audio received), so it is counted against the server. Giving it
+    cores of its own measures the server alone; the engine's capacity is then measured on the
+    server's cores only.
+    """
+
+    loadgen: frozenset[int]
+    server: frozenset[int]
+
+    @classmethod
+    def shared(cls) -> CoreSplit:
+        cpus = frozenset(usable_cpus())
+        return cls(cpus, cpus)
+
+    @classmethod
+    def isolated(cls, loadgen_cores: int) -> CoreSplit:
+        """The first `loadgen_cores` usable CPUs for the load generator, the rest for the server."""
+        cpus = usable_cpus()
+        if not 0 < loadgen_cores < len(cpus):
+            raise ValueError(f"cannot give the load generator {loadgen_cores} of {len(cpus)} CPUs")
+        if not hasattr(os, "sched_setaffinity"):
+            raise ValueError("this platform cannot pin processes to CPUs")
+        return cls(frozenset(cpus[:loadgen_cores]), frozenset(cpus[loadgen_cores:]))
+
+    @property
+    def is_shared(self) -> bool:
+        return self.loadgen == self.server
+
+    def describe(self) -> str:
+        if self.is_shared:
+            return f"load generator and server share {len(self.server)} CPUs"
+        return f"load generator on CPUs {sorted(self.loadgen)}, server on CPUs {sorted(self.server)}"
+
+
+@contextmanager
+def pinned(cpus: frozenset[int]) -> Iterator[None]:
+    """Run this thread (and the threads it starts meanwhile) on `cpus` only; no-op where unsupported."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
 class ServerProcess:
     """`realtime serve` in a child process, as a user runs it."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cpus: frozenset[int] | None = None
+    ) -> None:
+        """`cpus`: pin the server (every thread it starts) to these CPUs."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "REALTIME_LOG_LEVEL": "WARNING", **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args], env=full_env
-        )
+        with pinned(cpus) if cpus is not None else nullcontext():
+            # The child inherits this thread's affinity at fork: no pre-exec hook needed.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args], env=full_env
+            )
         if not wait_for_http(f"{self.url}/ready", self.proc, 120):
             self.proc.kill()
             raise RuntimeError("server did not become ready")

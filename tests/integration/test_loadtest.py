@@ -14,11 +14,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from loadtest import bench_engine, cli, report
-from loadtest.common import capacity_between, engine_counters
+from loadtest.bench_scheduler import tone_env
+from loadtest.common import CoreSplit, ServerProcess, capacity_between, engine_counters, pinned, usable_cpus
 from loadtest.report import FrameTrace
 from loadtest.rest_load import run_rest_load
 from loadtest.sessions import run_ws_load
@@ -67,6 +69,35 @@ def test_capacity_between_counter_readings() -> None:
     after = {"audio_seconds": 40.0, "cpu_seconds": 4.0}
     assert capacity_between(before, after, cores=2) == pytest.approx(20.0)  # 10 s of audio per CPU s, 2 cores
     assert capacity_between(after, after, cores=2) is None, "no work, no measurement"
+
+
+def test_core_split_gives_the_load_generator_cpus_of_its_own() -> None:
+    cpus = usable_cpus()
+    shared = CoreSplit.shared()
+    assert shared.is_shared and shared.server == frozenset(cpus)
+    for impossible in (0, len(cpus)):
+        with pytest.raises(ValueError, match="cannot give the load generator"):
+            CoreSplit.isolated(impossible)
+    if len(cpus) > 1:
+        split = CoreSplit.isolated(1)
+        assert split.loadgen == {cpus[0]} and split.server == frozenset(cpus[1:]) and not split.is_shared
+        assert "server on CPUs" in split.describe()
+
+
+def test_pinned_server_runs_on_its_cpus_only_and_the_caller_is_restored() -> None:
+    import os
+
+    before = os.sched_getaffinity(0)
+    last = frozenset({usable_cpus()[-1]})
+    with pinned(last):
+        assert os.sched_getaffinity(0) == last
+    assert os.sched_getaffinity(0) == before
+    with ServerProcess(env=tone_env(workers=1, speed=50.0), cpus=last) as server:
+        assert os.sched_getaffinity(0) == before, "the bench process is not left pinned"
+        threads = os.listdir(f"/proc/{server.proc.pid}/task")
+        assert len(threads) > 1 and all(os.sched_getaffinity(int(t)) == last for t in threads)
+        voices = httpx.get(f"{server.url}/v1/audio/voices", timeout=10)
+        assert voices.status_code == 200 and "tone" in voices.text
 
 
 def test_ws_mode(tone_server: LiveServer, tmp_path: Path) -> None:
