@@ -6,8 +6,8 @@ capacity, barge-in latency and Twilio pacing, all in one run on one machine.
 
 0. Cores: by default the load generator shares every CPU with the server (the server then pays for
    the generator's CPU, about 5 ms per second of audio). `--loadgen-cores K` gives the generator K
-   CPUs of its own and the server the rest, with one Piper worker per server CPU; the engine's
-   capacity is then measured on the server's CPUs only.
+   CPUs of its own and the server the rest. Either way the server runs one Piper worker per CPU it
+   may use, and the engine's capacity is measured on those CPUs only.
 1. Engine capacity: the Piper engine called in-process (16 concurrent jobs, no server running) on
    the server's CPUs, before the sessions and again after them; utilisation is against the faster
    measurement.
@@ -86,7 +86,7 @@ def main() -> None:
     print(split.describe())
     capacity_before = engine_capacity(split.server)
     print(f"engine capacity (in-process, 16 jobs, {cores} workers): {capacity_before:.1f}x real time")
-    env = {} if split.is_shared else {"REALTIME_PIPER__WORKERS": str(cores)}
+    env = {"REALTIME_PIPER__WORKERS": str(cores)}  # as many workers as the capacity measurement had
     with ServerProcess(env=env, cpus=split.server) as server, pinned(split.loadgen):
         ws = server.url.replace("http", "ws", 1)
         ttfa = run_client(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
