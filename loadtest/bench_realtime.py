@@ -52,10 +52,6 @@ def engine_capacity(cpus: frozenset[int]) -> float:
         return float(asyncio.run(measure(len(cpus), 1, 16, True))["throughput_x"])
 
 
-def core_split(loadgen_cores: int) -> CoreSplit:
-    return CoreSplit.isolated(loadgen_cores) if loadgen_cores else CoreSplit.shared()
-
-
 def _listed(values: list[float | None], fmt: str) -> str:
     return ", ".join("-" if v is None else fmt.format(v) for v in values)
 
@@ -77,7 +73,7 @@ def main() -> None:
     )
     parser.add_argument("--json")
     args = parser.parse_args()
-    split = core_split(args.loadgen_cores)
+    split = CoreSplit.isolated(args.loadgen_cores)
     results: dict[str, object] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "cpus": split.describe(),

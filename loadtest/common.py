@@ -90,7 +90,10 @@ class CoreSplit:
 
     @classmethod
     def isolated(cls, loadgen_cores: int) -> CoreSplit:
-        """The first `loadgen_cores` usable CPUs for the load generator, the rest for the server."""
+        """The first `loadgen_cores` usable CPUs for the load generator, the rest for the server;
+        0: `shared`."""
+        if loadgen_cores == 0:
+            return cls.shared()
         cpus = usable_cpus()
         if not 0 < loadgen_cores < len(cpus):
             raise ValueError(f"cannot give the load generator {loadgen_cores} of {len(cpus)} CPUs")

@@ -75,7 +75,8 @@ def test_core_split_gives_the_load_generator_cpus_of_its_own() -> None:
     cpus = usable_cpus()
     shared = CoreSplit.shared()
     assert shared.is_shared and shared.server == frozenset(cpus)
-    for impossible in (0, len(cpus)):
+    assert CoreSplit.isolated(0) == shared, "0 CPUs of its own: the generator shares them all"
+    for impossible in (-1, len(cpus)):
         with pytest.raises(ValueError, match="cannot give the load generator"):
             CoreSplit.isolated(impossible)
     if len(cpus) > 1:
