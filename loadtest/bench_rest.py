@@ -16,6 +16,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -160,6 +161,9 @@ def main() -> None:
     parser.add_argument("--long-chars", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each concurrency level")
     parser.add_argument("--json", help="write results here")
+    parser.add_argument(
+        "--checkout", type=Path, help="measure the gateway of this source tree (an earlier commit)"
+    )
     args = parser.parse_args()
     results: dict[str, object] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
@@ -168,7 +172,7 @@ def main() -> None:
     first_segment = gateway_first_segment(BENCH_TEXT_120)
     results["first_segment"] = first_segment
     direct = DirectPiper()
-    with ServerProcess() as server:
+    with ServerProcess(checkout=args.checkout) as server:
         results["ttfa_120"] = run_client(
             interleaved_ttfa(server.url, direct, BENCH_TEXT_120, first_segment, args.runs)
         )
@@ -176,6 +180,7 @@ def main() -> None:
         results["concurrent"] = [
             run_client(concurrent_streams(server.url, long, int(n), args.rounds))
             for n in args.streams.split(",")
+            if n
         ]
     t = results["ttfa_120"]
     print(f"\nmachine: {results['machine']}")

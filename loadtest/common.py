@@ -11,6 +11,7 @@ import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -129,17 +130,24 @@ class ServerProcess:
     """`realtime serve` in a child process, as a user runs it."""
 
     def __init__(
-        self, *args: str, env: dict[str, str] | None = None, cpus: frozenset[int] | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cpus: frozenset[int] | None = None,
+        checkout: Path | None = None,
     ) -> None:
-        """`cpus`: pin the server (every thread it starts) to these CPUs."""
+        """`cpus`: pin the server (every thread it starts) to these CPUs. `checkout`: run the gateway
+        of another source tree (a `git worktree` of an earlier commit) instead of this one."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "REALTIME_LOG_LEVEL": "WARNING", **(env or {})}
         with pinned(cpus) if cpus is not None else nullcontext():
             # The child inherits this thread's affinity at fork: no pre-exec hook needed.
+            # `-m` puts the working directory first on sys.path: it picks the checkout that runs.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args], env=full_env
-            )
+                [sys.executable, "-m", "realtime", "serve", "--port", str(self.port), *args], env=full_env,
+                cwd=checkout,
+            )  # fmt: skip
         if not wait_for_http(f"{self.url}/ready", self.proc, 120):
             self.proc.kill()
             raise RuntimeError("server did not become ready")

@@ -10,7 +10,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -20,7 +20,7 @@ from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
 from .transport import rest, sessions_api, twilio, webrtc, websocket
-from .transport.errors import ApiError
+from .transport.errors import CLIENT_CLOSED_REQUEST, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,15 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return ApiError(exc.status_code, str(exc.detail), code=code).response()
+    # A 405 carries `Allow` (RFC 9110 §15.5.6): Starlette puts it on the exception.
+    return ApiError(exc.status_code, str(exc.detail), code=code, headers=exc.headers).response()
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that disconnects while its body is still arriving: nothing to answer, nothing to
+    log beyond one line (anyone could otherwise flood the log with half-sent requests)."""
+    log.debug("client disconnected before its request body was complete", extra={"path": request.url.path})
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -108,7 +116,12 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             *webrtc.routes,
             *_static_mount(settings),
         ],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
+            Exception: _server_error,
+        },
         lifespan=lifespan,
     )
     app.state.gateway = gw
@@ -133,7 +146,10 @@ def gateway_server(app: Starlette, settings: Settings, **overrides: object) -> u
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:
     """The one place uvicorn is configured, so the CLI and tests apply the same limits."""
+    from .server import header_deadline_protocol
+
     options: dict[str, object] = {
+        "http": header_deadline_protocol(settings.header_timeout_s),
         "host": settings.host,
         "port": settings.port,
         "log_config": None,

@@ -30,7 +30,11 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )  # fmt: skip
     configure_logging(settings.log_level, settings.log_format)
-    gateway_server(create_app(settings), settings).run()
+    try:
+        gateway_server(create_app(settings), settings).run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on SIGINT, then re-raises it for the process: not an error.
+        return 130
     return 0
 
 

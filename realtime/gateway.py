@@ -18,9 +18,10 @@ from .control.settings import Settings
 from .control.voices import Selection, VoiceResolver
 from .engines.registry import EngineRegistry
 from .session.context import SpeechContext
+from .session.registry import SessionRegistry
 
 if TYPE_CHECKING:
-    from .session.realtime import RealtimeSession, SessionLimits
+    from .session.realtime import SessionLimits
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class Gateway:
             settings.max_sessions, settings.max_sessions_per_key, per_key=self.auth.enabled
         )
         self._loading: asyncio.Task[None] | None = None
-        self.sessions: dict[str, RealtimeSession] = {}
-        """Open realtime sessions by id, for the session control API."""
+        self.sessions = SessionRegistry(per_key=self.auth.enabled)
+        """Open realtime sessions, for the session control API."""
 
     @property
     def ready(self) -> bool:
@@ -66,6 +67,7 @@ class Gateway:
             max_contexts=s.max_contexts,
             max_frame_bytes=s.max_frame_bytes,
             max_queued_events=s.max_queued_events,
+            context_timeout_s=s.context_timeout_s,
         )
 
     def new_context(

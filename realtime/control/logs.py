@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 
@@ -16,6 +17,23 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+SECRET_PARAMS = ("api_key", "apikey", "key", "token", "access_token", "xi-api-key", "xi_api_key", "auth")
+"""Query parameters whose values never reach the log: `?api_key=` is how browsers and Twilio
+authenticate, and uvicorn's access and WebSocket lines carry the query string."""
+_SECRET_NAMES = "|".join(re.escape(p) for p in SECRET_PARAMS)
+_SECRET_QUERY = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&;\s\"'#\\]*", re.I)
+_BEARER = re.compile(r"((?:bearer|basic)\s+)[^\s\"',;\\]+", re.I)
+REDACTED = "[redacted]"
+
+
+def redact(line: str) -> str:
+    """`line` with secret query values and bearer tokens replaced by `[redacted]`."""
+    if "=" in line:
+        line = _SECRET_QUERY.sub(r"\1" + REDACTED, line)
+    if "earer" in line or "asic" in line:
+        line = _BEARER.sub(r"\1" + REDACTED, line)
+    return line
 
 
 class _ContextFilter(logging.Filter):
@@ -40,7 +58,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -51,7 +69,7 @@ class TextFormatter(logging.Formatter):
         line = f"{line} {extras}" if extras else line
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
+        return redact(line)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:

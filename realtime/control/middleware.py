@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..gateway import Gateway
-from ..transport.errors import ApiError
+from ..transport.errors import CLIENT_CLOSED_REQUEST, ApiError
 from .auth import extract_key
 from .logs import request_id
 
@@ -62,7 +62,7 @@ class GatewayMiddleware:
         finally:
             if scope["type"] == "http":
                 self.gateway.metrics.requests.labels(_route_label(scope), str(status)).inc()
-                if status >= 400:
+                if status >= 400 and status != CLIENT_CLOSED_REQUEST:  # the client left: nothing failed
                     log.info("request failed", extra={"path": path, "status": status})
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send) -> None:

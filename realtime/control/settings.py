@@ -40,6 +40,12 @@ class PiperSettings(BaseModel):
     spin_wait: bool = True
     """Let idle ONNX Runtime threads spin (lower latency when cores are free)."""
     use_cuda: bool = False
+    max_phonemes_per_run: int = Field(default=160, ge=16, le=4096)
+    """Longest phoneme sequence synthesized in one model call at speed 1 (fewer when slower): ~8 s of
+    audio, ~170 MB of ONNX Runtime memory while it runs. A longer sentence (over ~150 characters of
+    English) is cut at a clause mark, else at a word boundary."""
+    arena_trim_idle_s: float = Field(default=10.0, ge=0)
+    """Give ONNX Runtime's unused arena memory back once the engine has been idle this long (0: never)."""
 
 
 class ToneSettings(BaseModel):
@@ -170,11 +176,20 @@ class Settings(BaseSettings):
     """Characters buffered in one context."""
     max_contexts: int = Field(default=16, ge=1)
     """Contexts open at once in one session."""
+    context_timeout_s: float = Field(default=20.0, ge=0)
+    """A speaking context left open (all its text said, no text for this long) while a later context
+    of its session waits is finished as if `text.done` had arrived, with a `context_timeout` error
+    event; 0: never (a forgotten `text.done` then blocks the session's later contexts)."""
     max_frame_bytes: int = Field(default=1 << 20, ge=1024)
     """Largest WebSocket message accepted (larger: close 1009)."""
     unacked_timeout_s: float = Field(default=30.0, ge=0)
     """A connection whose sent data stays unacknowledged this long is reset (TCP_USER_TIMEOUT; 0: off).
     Frees the socket of a client that stopped reading after its session was given up on."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection whose request headers are not complete this long after it opened (or its request
+    began) is closed with 408: half-sent requests do not hold sockets."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """A JSON request body not received whole within this long is answered 408."""
     max_queued_events: int = Field(default=10_000, ge=16)
     """Events waiting unsent before a client is deemed not to read them: the session is closed (1008)."""
     websocket_compression: bool = False

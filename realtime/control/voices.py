@@ -8,11 +8,21 @@ accepted as they are.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..engines.base import Engine
 from ..engines.registry import EngineRegistry
+from ..text.sanitize import printable
 from .settings import OPENAI_MODELS, OPENAI_VOICES, Settings
+
+OPENAI_SNAPSHOT = re.compile(r"(?:tts-1(?:-hd)?(?:-\d{4})?|gpt-4o-mini-tts(?:-\d{4}-\d{2}-\d{2})?)")
+"""OpenAI's speech model ids with their snapshots (`tts-1-1106`, `tts-1-hd-1106`,
+`gpt-4o-mini-tts-2025-12-15`, and dated ones to come): all mean the default engine."""
+
+
+def is_openai_model(model: str) -> bool:
+    return model in OPENAI_MODELS or OPENAI_SNAPSHOT.fullmatch(model) is not None
 
 
 class UnknownModel(LookupError):
@@ -40,12 +50,18 @@ class VoiceResolver:
     def model_ids(self) -> list[str]:
         return [*OPENAI_MODELS, *self.engines.engines]
 
+    def knows_model(self, model: str) -> bool:
+        """An engine's name or an OpenAI model id (snapshots included)."""
+        return model in self.engines.engines or is_openai_model(model)
+
     def engine_for_model(self, model: str | None) -> Engine:
-        if model is None or model in OPENAI_MODELS:
+        if model is None or is_openai_model(model):
             model = self.engines.default
         engine = self.engines.engines.get(model)
         if engine is None:
-            raise UnknownModel(f"model '{model}' does not exist; available: {', '.join(self.model_ids())}")
+            raise UnknownModel(
+                f"model '{printable(model)}' does not exist; available: {', '.join(self.model_ids())}"
+            )
         return engine
 
     def resolve(self, model: str | None, voice: str | None) -> Selection:
@@ -61,4 +77,6 @@ class VoiceResolver:
                 return Selection(engine, mapped)
             return Selection(engine, info.default_voice)
         known = ", ".join([v.id for v in info.voices] + list(OPENAI_VOICES))
-        raise UnknownVoice(f"voice '{voice}' is not available for engine '{info.name}'; available: {known}")
+        raise UnknownVoice(
+            f"voice '{printable(voice)}' is not available for engine '{info.name}'; available: {known}"
+        )

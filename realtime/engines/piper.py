@@ -21,6 +21,8 @@ import numpy as np
 
 from ..control.settings import PiperSettings, Settings
 from .base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
+from .onnx_arena import IdleTrimmer, ShrinkableSession
+from .phoneme_runs import split_phonemes
 from .worker_pool import Emit, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ class PiperEngine:
             device="cuda" if config.use_cuda else "cpu",
         )
         self._pool = WorkerPool(workers, name="piper", stats=self.stats, sample_rate=self.info.sample_rate)
+        self._trimmer = IdleTrimmer(self._pool, self._trim_arenas, after_s=config.arena_trim_idle_s)
         self._ready = False
 
     @classmethod
@@ -132,7 +135,9 @@ class PiperEngine:
             if self.config.use_cuda
             else ["CPUExecutionProvider"]
         )
-        session = onnxruntime.InferenceSession(str(files.model), sess_options=options, providers=providers)
+        session = ShrinkableSession(
+            onnxruntime.InferenceSession(str(files.model), sess_options=options, providers=providers)
+        )
         config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
         if config.sample_rate != self.info.sample_rate:
             raise EngineError(
@@ -155,23 +160,44 @@ class PiperEngine:
     async def start(self) -> None:
         await self._pool.run_blocking(self._load_all)
         self._ready = True
+        self._trimmer.start()
 
     async def stop(self) -> None:
         self._ready = False
+        await self._trimmer.stop()
         await self._pool.close()
         self._voices.clear()
 
+    def _trim_arenas(self) -> None:
+        """One tiny run per voice that hands ONNX Runtime's unused arena memory back."""
+        for voice in self._voices.values():
+            with voice.session.shrinking():  # type: ignore[attr-defined]
+                list(voice.synthesize("Ok."))  # type: ignore[attr-defined]
+
     def _work(self, job: SynthesisJob, emit: Emit) -> None:
+        """One model call per sentence, or per run of `max_phonemes_per_run` within a long one."""
         from piper.config import SynthesisConfig
 
         voice = self._voices[job.voice]
         syn = SynthesisConfig(length_scale=(voice.config.length_scale / job.speed))  # type: ignore[attr-defined]
-        for chunk in voice.synthesize(job.text, syn_config=syn):  # type: ignore[attr-defined]
-            if job.cancel.cancelled:
-                return
-            emit(chunk.audio_float_array.astype(np.float32, copy=False))
+        # Memory follows the audio a call makes, and slow speech makes more audio per phoneme.
+        limit = max(16, round(self.config.max_phonemes_per_run * min(job.speed, 1.0)))
+        for sentence in voice.phonemize(job.text):  # type: ignore[attr-defined]
+            for run in split_phonemes(sentence, limit):
+                if job.cancel.cancelled:
+                    return
+                audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(run), syn)  # type: ignore[attr-defined]
+                emit(_full_scale(np.asarray(audio, dtype=np.float32)))
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
         if job.voice not in self._voices:
             raise EngineError(f"unknown piper voice {job.voice!r}")
         return self._pool.stream(job, self._work)
+
+
+def _full_scale(audio: np.ndarray) -> np.ndarray:
+    """Peak-normalized to ±1, as Piper's own `synthesize` does per sentence (silence stays silent)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak < 1e-8:
+        return np.zeros_like(audio)
+    return np.clip(audio / peak, -1.0, 1.0)

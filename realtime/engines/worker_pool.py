@@ -59,6 +59,9 @@ class WorkerPool:
         )
         self._stats = stats
         self._sample_rate = sample_rate
+        self.jobs_started = 0
+        """Slots handed out so far (jobs and one-off calls)."""
+        self._idle_since: float | None = time.monotonic()
 
     @property
     def queue_depth(self) -> int:
@@ -73,7 +76,13 @@ class WorkerPool:
         """Jobs running or waiting, per worker: how long a newcomer will likely wait."""
         return (self.busy + len(self._waiting)) / self.workers
 
+    def idle_for(self) -> float | None:
+        """Seconds since the last slot was given back with nothing waiting; None while busy."""
+        return None if self._idle_since is None else time.monotonic() - self._idle_since
+
     async def _acquire(self, deadline: Deadline) -> None:
+        self.jobs_started += 1
+        self._idle_since = None
         if self._free > 0 and not self._waiting:
             self._free -= 1
             return
@@ -95,6 +104,8 @@ class WorkerPool:
                 fut.set_result(None)
                 return
         self._free += 1
+        if self._free == self.workers:
+            self._idle_since = time.monotonic()
 
     async def run_blocking(self, fn: Callable[[], object], deadline: float = 0.0) -> object:
         """Run a one-off blocking call (e.g. warm-up) in a worker slot."""

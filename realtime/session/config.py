@@ -106,11 +106,17 @@ def _object(value: object, name: str) -> dict[str, Any]:
     return value
 
 
+MAX_NAME_CHARS = 200
+"""Engine and voice names: far longer than any real one."""
+
+
 def _name(value: object, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > 200:
+    if not isinstance(value, str) or not value:
         raise ConfigError(name, "must be a non-empty string")
+    if len(value) > MAX_NAME_CHARS:
+        raise ConfigError(name, f"is {len(value)} characters long; names have at most {MAX_NAME_CHARS}")
     return value
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..control.settings import PlannerSettings
 from ..engines.base import Engine, SynthesisJob
+from ..text.sanitize import speakable
 from .clock import Clock, MonotonicClock
 from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
 from .planner import ChunkPlanner
@@ -173,6 +174,13 @@ class SpeechContext:
         self._held_s = 0.0
         self._wake_producer.set()
 
+    def quiet_since(self) -> float | None:
+        """When text last arrived, if everything that arrived has been synthesized; None while text
+        waits to be cut or a job is still running."""
+        if self.segmenter.pending.strip() or any(not j.finished for j in self._jobs):
+            return None
+        return self._last_text_at
+
     @property
     def cancelled(self) -> bool:
         return self._cancelled
@@ -264,6 +272,8 @@ class SpeechContext:
                 if not self.segmenter.pending.strip():
                     self._flushing = False
                 return
+            if not speakable(text):
+                continue  # punctuation or spaces alone: an engine would say nothing, or "exclamation"
             if self._first_due is None:
                 self._first_due = now + self.config.first_deadline_ms / 1000.0
             self.planner.committed(plan, len(text))

@@ -39,7 +39,7 @@ from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentSta
 from .observers import Observer
 from .outbox import AudioFrame, Outbox, OutboxOverflow
 from .playout import BurstPacer, PlayoutClock
-from .send_watch import SendWatch
+from .send_watch import CHECKS_PER_TIMEOUT, SendWatch
 from .startup_hold import StartupHold
 from .uplink_budget import UplinkBudget
 from .vad import UplinkAudio, VadConfig, VoiceActivityDetector
@@ -87,6 +87,9 @@ class SessionLimits:
     max_frame_bytes: int = 1 << 20
     max_queued_events: int = 10_000
     """Events waiting unsent before the client is deemed not to read them (the session is closed)."""
+    context_timeout_s: float = 20.0
+    """A speaking context left open (all its text said, none for this long) while a later one waits
+    is finished as if `text.done` had arrived, with a `context_timeout` error; 0: never."""
 
     def describe(self) -> dict[str, int]:
         return {"max_text_chars": self.max_text_chars, "max_context_chars": self.max_context_chars,
@@ -532,11 +535,14 @@ class RealtimeSession:
             while True:
                 if upcoming is None:
                     upcoming = asyncio.ensure_future(anext(events))
-                timeout = hold.remaining(self.clock.now())
+                timeout = _earliest(hold.remaining(self.clock.now()), self._abandon_check_s(slot))
                 done, _ = await asyncio.wait({upcoming}, timeout=timeout)
-                if not done:  # held long enough: start playback with what we have
-                    hold.release()
-                    await self._replay_held(slot)
+                if not done:
+                    if hold.holding() and not hold.remaining(self.clock.now()):
+                        hold.release()  # held long enough: start playback with what we have
+                        await self._replay_held(slot)
+                    elif self._abandoned(slot):
+                        self._finish_abandoned(slot)
                     continue
                 try:
                     event = upcoming.result()
@@ -555,6 +561,29 @@ class RealtimeSession:
             self.emit(
                 {"type": "context.done", "context_id": slot.id, "audio_ms": round(self._queued_ms(slot), 1)}
             )
+
+    def _abandon_check_s(self, slot: _Slot) -> float | None:
+        """How often to look whether the speaking context was left open (None: it cannot be)."""
+        timeout = self.limits.context_timeout_s
+        if not timeout or slot.text_done or slot.interrupted:
+            return None
+        return timeout / CHECKS_PER_TIMEOUT
+
+    def _abandoned(self, slot: _Slot) -> bool:
+        """Left open: said all its text, none for `context_timeout_s`, and a later context waits."""
+        timeout = self.limits.context_timeout_s
+        if not timeout or slot.text_done or slot.interrupted or len(self._slots) < 2:
+            return False
+        quiet = slot.context.quiet_since()
+        return quiet is not None and self.clock.now() - quiet >= timeout
+
+    def _finish_abandoned(self, slot: _Slot) -> None:
+        timeout = self.limits.context_timeout_s
+        self.emit({"type": "error", "code": "context_timeout", "context_id": slot.id,
+                   "message": f"context '{slot.id}' got no text for {timeout:g} s while later contexts "
+                              "waited: finished as if text.done had arrived"})  # fmt: skip
+        log.info("context timed out", extra={"session_id": self.id, "context_id": slot.id})
+        self.done(slot.id)
 
     async def _on_event(self, slot: _Slot, event: object, hold: StartupHold) -> None:
         if slot.interrupted:
@@ -648,6 +677,11 @@ class RealtimeSession:
     def _ahead_s(self) -> float:
         """Audio the listener has yet to hear: sent and unplayed, or queued to send."""
         return self.playout.lead_s(self.clock.now()) + self.outbox.pending_audio_s
+
+
+def _earliest(*delays: float | None) -> float | None:
+    known = [d for d in delays if d is not None]
+    return min(known) if known else None
 
 
 def _full_frame(pcm: np.ndarray, frame: int) -> np.ndarray:

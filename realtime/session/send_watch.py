@@ -74,6 +74,11 @@ async def run_until(work: Awaitable[T], *, every_s: float, expired: Callable[[],
             if expired():
                 return EXPIRED
     finally:
-        if not task.done():
+        if task.done():
+            # It may have failed in the same step that cancelled us (a send to a peer that just reset):
+            # retrieve its exception, or asyncio logs "Task exception was never retrieved".
+            if not task.cancelled():
+                task.exception()
+        else:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

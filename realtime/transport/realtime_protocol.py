@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 
 from ..session.errors import ClientError as ProtocolError
+from ..text.sanitize import InvalidText, clean_text
 
 MSGPACK_SUBPROTOCOL = "realtime.msgpack.v1"
 CONTEXT_ID_MAX = 128
@@ -82,6 +83,10 @@ def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
         text = message.get("text")
         if not isinstance(text, str):
             raise ProtocolError("invalid_field", "text.append needs a string 'text'", context_id)
+        try:
+            text = clean_text(text)
+        except InvalidText as exc:
+            raise ProtocolError(InvalidText.code, str(exc), context_id) from None
         if len(text) > max_text_chars:
             raise ProtocolError(
                 "text_too_long",

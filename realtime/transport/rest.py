@@ -14,7 +14,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import ExitStack
 
 from starlette.requests import Request
@@ -27,7 +27,7 @@ from ..control.logs import session_id as session_id_var
 from ..control.voices import UnknownModel, UnknownVoice
 from ..gateway import Gateway
 from ..session.context import SpeechContext
-from ..session.events import AudioOut, ContextError
+from ..session.events import AudioOut, ContextDone, ContextError, ContextEvent
 from .errors import ApiError
 from .json_body import read_json_object
 from .speech_request import EXTRA_FORMATS, SpeechRequest, parse_speech_request
@@ -45,7 +45,10 @@ def _gateway(request: Request) -> Gateway:
 async def speech(request: Request) -> Response:
     started = time.monotonic()
     gw = _gateway(request)
-    req = parse_speech_request(await read_json_object(request), max_input_chars=gw.settings.max_input_chars)
+    req = parse_speech_request(
+        await read_json_object(request, timeout_s=gw.settings.body_timeout_s),
+        max_input_chars=gw.settings.max_input_chars,
+    )
     try:
         selection = gw.voices.resolve(req.model, req.voice)
     except UnknownModel as exc:
@@ -81,7 +84,16 @@ async def speech(request: Request) -> Response:
             slot.close()
             gw.metrics.active_sessions.labels(transport).dec()
 
-    audio = _encoded_audio(gw, context, output, started, transport)
+    events = context.events()
+    try:
+        # The status goes out with the first audio, never before: whatever fails or says nothing
+        # until then is answered with an error, so a 200 always carries audio.
+        opening = await _until_first_audio(events)
+    except BaseException:
+        await events.aclose()
+        release()
+        raise
+    audio = _encoded_audio(gw, context, opening, events, output, started, transport)
     if req.stream_format == "sse":
         body: AsyncIterator[bytes] = _sse(audio, req, output)
         media_type = "text/event-stream"
@@ -102,14 +114,38 @@ async def speech(request: Request) -> Response:
     )
 
 
+async def _until_first_audio(events: AsyncGenerator[ContextEvent, None]) -> list[ContextEvent]:
+    """The context's events up to and including its first audio; ApiError if it fails or ends first."""
+    opening: list[ContextEvent] = []
+    async for event in events:
+        if isinstance(event, ContextError):
+            log.error("speech failed before any audio", extra={"error": event.message})
+            raise ApiError(500, f"speech synthesis failed: {event.message}", code=event.code)
+        opening.append(event)
+        if isinstance(event, AudioOut) and event.samples.size:
+            return opening
+        if isinstance(event, ContextDone):
+            break
+    raise ApiError(
+        400, "The input produced no audio: nothing in it could be spoken by this voice.", param="input",
+        code="no_speech",
+    )  # fmt: skip
+
+
 async def _encoded_audio(
-    gw: Gateway, context: SpeechContext, output: AudioOutput, started: float, transport: str
+    gw: Gateway,
+    context: SpeechContext,
+    opening: list[ContextEvent],
+    events: AsyncGenerator[ContextEvent, None],
+    output: AudioOutput,
+    started: float,
+    transport: str,
 ) -> AsyncIterator[bytes]:
+    """Encoded audio of the events already read (`opening`), then of the rest."""
     engine = context.engine.info.name
     first = True
-    events = context.events()
     try:
-        async for event in events:
+        async for event in _chain(opening, events):
             if isinstance(event, AudioOut):
                 data = output.write(event.samples)
                 if data:
@@ -131,6 +167,15 @@ async def _encoded_audio(
         gw.metrics.underruns.labels(transport).inc(context.playout.underruns)
     finally:
         await events.aclose()
+
+
+async def _chain(
+    opening: list[ContextEvent], events: AsyncGenerator[ContextEvent, None]
+) -> AsyncIterator[ContextEvent]:
+    for event in opening:
+        yield event
+    async for event in events:
+        yield event
 
 
 async def _sse(audio: AsyncIterator[bytes], req: SpeechRequest, output: AudioOutput) -> AsyncIterator[bytes]:
@@ -157,7 +202,7 @@ async def list_models(request: Request) -> Response:
 
 async def get_model(request: Request) -> Response:
     model_id = request.path_params["model_id"]
-    if model_id not in _gateway(request).voices.model_ids():
+    if not _gateway(request).voices.knows_model(model_id):
         raise ApiError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
     return JSONResponse(_model(model_id))
 

@@ -40,8 +40,8 @@ STATUS_BY_CODE = {"unknown_context": 404, "too_many_contexts": 429, "engine_not_
 
 
 def _find(gw: Gateway, session_id: str, key: str | None) -> RealtimeSession:
-    session = gw.sessions.get(session_id)
-    if session is None or (gw.auth.enabled and session.api_key != key):
+    session = gw.sessions.get(session_id, key)
+    if session is None:
         raise ApiError(404, f"no open session '{session_id}'", param="session_id", code="session_not_found")
     return session
 
@@ -74,8 +74,8 @@ async def get_session(request: Request) -> Response:
 async def post_text(request: Request) -> Response:
     """`{"text", "context_id"?, "flush"?, "done"?}`: append text (then flush or finish the context)."""
     session = _session_for_text(request)
-    body = await read_json_object(request)
     gw: Gateway = request.app.state.gateway
+    body = await read_json_object(request, timeout_s=gw.settings.body_timeout_s)
     context_id = body.get("context_id")
     _run(
         session,
@@ -92,11 +92,11 @@ async def post_text(request: Request) -> Response:
 
 async def post_command(request: Request) -> Response:
     session = _session_for_text(request)
-    body = await read_json_object(request)
+    gw: Gateway = request.app.state.gateway
+    body = await read_json_object(request, timeout_s=gw.settings.body_timeout_s)
     action = request.path_params["action"]
     if action not in REST_COMMANDS:
         raise ApiError(404, f"unknown session action '{action}'", code="not_found")
-    gw: Gateway = request.app.state.gateway
     before = session.interruption_count
     _run(
         session,
@@ -113,9 +113,9 @@ async def post_command(request: Request) -> Response:
 async def control_socket(websocket: WebSocket) -> None:
     gw: Gateway = websocket.app.state.gateway
     await websocket.accept()
-    session = gw.sessions.get(websocket.path_params["session_id"])
     key = extract_key(websocket.headers, websocket.query_params)
-    if session is None or (gw.auth.enabled and session.api_key != key):
+    session = gw.sessions.get(websocket.path_params["session_id"], key)
+    if session is None:
         await websocket.close(code=1008, reason="no such session")
         return
     if session.text_source is not None:

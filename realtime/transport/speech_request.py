@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..text.sanitize import InvalidText, clean_text, speakable
 from .errors import ApiError
 
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
@@ -46,7 +47,15 @@ def _string(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         raise _bad(
             f"Invalid type for '{name}': expected a string, got {type(value).__name__}.", name, "invalid_type"
         )
-    return value
+    return _valid_unicode(value, name)
+
+
+def _valid_unicode(value: str, name: str) -> str:
+    """`value` with control and invisible characters cleaned; 400 when it is not valid Unicode."""
+    try:
+        return clean_text(value)
+    except InvalidText as exc:
+        raise _bad(f"Invalid value for '{name}': {exc}.", name, InvalidText.code) from None
 
 
 def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -68,6 +77,13 @@ def parse_speech_request(body: object, *, max_input_chars: int) -> SpeechRequest
     assert model is not None and text is not None
     if not text.strip():
         raise _bad("'input' must not be empty.", "input", "empty_input")
+    if not speakable(text):
+        raise _bad(
+            "'input' has nothing to speak: it holds no letter, digit or symbol (only punctuation, spaces or "
+            "invisible characters).",
+            "input",
+            "empty_input",
+        )
     if len(text) > max_input_chars:
         raise _bad(
             f"'input' is {len(text)} characters long; the maximum is {max_input_chars}.",
@@ -83,6 +99,7 @@ def parse_speech_request(body: object, *, max_input_chars: int) -> SpeechRequest
         raise _bad("Missing required parameter: 'voice'.", "voice", "missing_required_parameter")
     if not isinstance(raw_voice, str):
         raise _bad("Invalid type for 'voice': expected a string or {\"id\": ...}.", "voice", "invalid_type")
+    raw_voice = _valid_unicode(raw_voice, "voice")
     speed = body.get("speed", 1.0)
     if speed is None:
         speed = 1.0

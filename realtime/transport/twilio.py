@@ -34,6 +34,7 @@ from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.realtime import RealtimeSession, SessionError
 from ..session.send_watch import Expired
+from ..text.sanitize import printable
 from .idle import Activity, read_until_idle
 from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, close_idle, quiet_since, serve_session
 
@@ -115,7 +116,10 @@ async def _serve_call(gw: Gateway, websocket: WebSocket, start: dict[str, Any], 
     if len(session_id) > MAX_SESSION_ID:
         await websocket.close(code=CLOSE_POLICY, reason=f"session_id longer than {MAX_SESSION_ID} characters")
         return
-    if session_id in gw.sessions:
+    if printable(session_id, MAX_SESSION_ID) != session_id:  # a lone surrogate: not text, not loggable
+        await websocket.close(code=CLOSE_POLICY, reason="session_id is not valid Unicode")
+        return
+    if gw.sessions.get(session_id, key) is not None:  # ids are per API key: others' stay invisible
         await websocket.close(code=CLOSE_POLICY, reason=f"session '{session_id}' already exists")
         return
     patch: dict[str, Any] = {

@@ -106,7 +106,7 @@ def _session_patch(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 
 async def offer(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    body = await read_json_object(request, max_bytes=MAX_SDP_BYTES)
+    body = await read_json_object(request, max_bytes=MAX_SDP_BYTES, timeout_s=gw.settings.body_timeout_s)
     sdp = _string(body, "sdp")
     if body.get("type", "offer") != "offer":
         raise ApiError(400, "'type' must be 'offer'.", param="type", code="invalid_field")
@@ -145,7 +145,7 @@ async def offer(request: Request) -> Response:
 
 async def add_candidates(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    body = await read_json_object(request, max_bytes=MAX_SDP_BYTES)
+    body = await read_json_object(request, max_bytes=MAX_SDP_BYTES, timeout_s=gw.settings.body_timeout_s)
     peer = peers_of(request).find(body.get("pc_id"), extract_key(request.headers, request.query_params), gw)
     candidates = body.get("candidates")
     if candidates is None and "candidate" in body:

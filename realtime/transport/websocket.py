@@ -134,7 +134,9 @@ async def serve_session(
 ) -> None:
     """Run a session on a connection until either side ends it; `receive` reads the client's frames."""
     session_id_var.set(session.id)
-    gw.sessions[session.id] = session
+    if not gw.sessions.add(session):
+        await conn.close(CLOSE_POLICY, f"session '{session.id}' already exists")
+        return
     gw.metrics.active_sessions.labels(session.transport).inc()
     log.info("session opened", extra={"session_id": session.id, "transport": session.transport})
     session.emit({"type": "session.created", **session.describe()})
@@ -152,13 +154,15 @@ async def serve_session(
         elif ended is receiver and (result := receiver.result()) is not None:
             code, reason = result
     finally:
+        # Unregistered before anything is awaited: a client that reconnects with the same id at once
+        # (a Twilio stream restarted) must not find its old session still there.
+        gw.sessions.remove(session)
         for task in (runner, receiver):
             task.cancel()
         for task in (runner, receiver):
             with contextlib.suppress(BaseException):
                 await task
         session.shutdown()
-        gw.sessions.pop(session.id, None)
         gw.metrics.active_sessions.labels(session.transport).dec()
         log.info("session closed", extra={"session_id": session.id, "code": code, "reason": reason})
         await conn.close(code, reason)

@@ -94,3 +94,36 @@ def test_run_until_returns_the_result_or_expired_and_cancels_the_work() -> None:
         assert cancelled.is_set(), "the work is cancelled and awaited before run_until returns"
 
     asyncio.run(scenario())
+
+
+def test_work_that_fails_as_its_watcher_is_cancelled_leaves_no_unretrieved_exception() -> None:
+    """A peer that resets the connection fails the writer's send in the same step that the session
+    cancels the watcher: the writer's exception must be collected, not reported by asyncio as
+    "Task exception was never retrieved" (one log line per reset connection)."""
+    import gc
+
+    from realtime.session.send_watch import run_until
+
+    unretrieved: list[dict] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        fail = asyncio.Event()
+
+        async def writer() -> None:
+            await fail.wait()
+            raise ConnectionResetError("peer reset")
+
+        watcher = asyncio.ensure_future(run_until(writer(), every_s=10.0, expired=lambda: False))
+        await asyncio.sleep(0)  # the watcher now waits on the writer
+        fail.set()
+        await asyncio.sleep(0)  # the writer runs and fails; the watcher's wake-up is only scheduled
+        watcher.cancel()  # ... and the session cancels it in this same step
+        with pytest.raises(asyncio.CancelledError):
+            await watcher
+        gc.collect()
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    gc.collect()
+    assert not [c for c in unretrieved if "never retrieved" in c.get("message", "")], unretrieved
