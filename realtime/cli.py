@@ -115,6 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.25 <= args.speed <= 4.0:
             print("--speed must be between 0.25 and 4.0", file=sys.stderr)
             return 2
+        from .text.sanitize import InvalidText, clean_text, speakable
+
+        try:
+            args.text = clean_text(args.text)
+        except InvalidText as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if not speakable(args.text):
+            print("the text has nothing to speak", file=sys.stderr)
+            return 2
         return asyncio.run(_say(args))
     return _voices(args)
 

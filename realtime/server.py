@@ -12,7 +12,9 @@ connections are unaffected: the timer only runs while data is outstanding.
 uvicorn also sets no deadline on a request's headers: a connection that sends half a
 request line and then nothing (slowloris) is held for as long as the client likes.
 `header_deadline_protocol` closes it, with a 408, when its headers are not complete
-`header_timeout_s` after the connection opened or its request began.
+`header_timeout_s` after the connection opened, and again after its request's first byte (or,
+for a request pipelined behind a response, after that response ended): a client gets at most
+twice the timeout. A response in flight is never interrupted.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def header_deadline_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
 
+        _awaiting_headers = False
+        """A request has begun and its headers are not complete yet."""
+
         def _arm(self) -> None:
             self._disarm()
             self._deadline = self.loop.call_later(header_timeout_s, self._expired)
@@ -62,14 +67,17 @@ def header_deadline_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
                 self._deadline.cancel()
                 self._deadline = None
 
+        def _responding(self) -> bool:
+            """A response is still going out on this connection (a pipelined request waits behind it)."""
+            return self.cycle is not None and not self.cycle.response_complete
+
         def _expired(self) -> None:
             self._deadline = None
-            if not self.transport.is_closing():
-                log.debug(
-                    "request headers incomplete: connection closed", extra={"timeout_s": header_timeout_s}
-                )
-                self.transport.write(_REQUEST_TIMEOUT)
-                self.transport.close()
+            if self.transport.is_closing() or self._responding():
+                return  # never write into a response; its end re-arms the deadline
+            log.debug("request headers incomplete: connection closed", extra={"timeout_s": header_timeout_s})
+            self.transport.write(_REQUEST_TIMEOUT)
+            self.transport.close()
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -81,14 +89,23 @@ def header_deadline_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm()
+            self._awaiting_headers = True
+            if self._responding():
+                self._disarm()  # pipelined behind a response: its deadline starts when that ends
+            else:
+                self._arm()
 
         def on_headers_complete(self) -> None:
+            self._awaiting_headers = False
             self._disarm()
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            self._disarm()  # an idle keep-alive connection is uvicorn's keep-alive timeout's job
+            if self._awaiting_headers:
+                self._arm()  # a pipelined request's headers are still trickling in: uvicorn's
+                # keep-alive timer, armed just now, is cancelled by the next byte they send
+            else:
+                self._disarm()  # an idle keep-alive connection is uvicorn's keep-alive timeout's job
 
     return HeaderDeadlineProtocol

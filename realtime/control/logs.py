@@ -12,25 +12,35 @@ import logging
 import re
 import sys
 import time
+from urllib.parse import unquote_plus
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
-SECRET_PARAMS = ("api_key", "apikey", "key", "token", "access_token", "xi-api-key", "xi_api_key", "auth")
+SECRET_PARAMS = frozenset(
+    {"api_key", "apikey", "key", "token", "access_token", "xi-api-key", "xi_api_key", "auth"}
+)
 """Query parameters whose values never reach the log: `?api_key=` is how browsers and Twilio
-authenticate, and uvicorn's access and WebSocket lines carry the query string."""
-_SECRET_NAMES = "|".join(re.escape(p) for p in SECRET_PARAMS)
-_SECRET_QUERY = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&;\s\"'#\\]*", re.I)
+authenticate, and uvicorn's access and WebSocket lines carry the query string. Names are compared
+decoded (`api%5Fkey` authenticates as `api_key` does) and case-insensitively."""
+_QUERY_PAIR = re.compile(r"([?&;])([^=&;?\s\"'#\\]+)=([^&;\s\"'#\\]*)")
 _BEARER = re.compile(r"((?:bearer|basic)\s+)[^\s\"',;\\]+", re.I)
 REDACTED = "[redacted]"
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    separator, name, value = match.groups()
+    if unquote_plus(name).lower() in SECRET_PARAMS and value:
+        return f"{separator}{name}={REDACTED}"
+    return match.group(0)
 
 
 def redact(line: str) -> str:
     """`line` with secret query values and bearer tokens replaced by `[redacted]`."""
     if "=" in line:
-        line = _SECRET_QUERY.sub(r"\1" + REDACTED, line)
+        line = _QUERY_PAIR.sub(_redact_pair, line)
     if "earer" in line or "asic" in line:
         line = _BEARER.sub(r"\1" + REDACTED, line)
     return line

@@ -45,7 +45,8 @@ class PiperSettings(BaseModel):
     audio, ~170 MB of ONNX Runtime memory while it runs. A longer sentence (over ~150 characters of
     English) is cut at a clause mark, else at a word boundary."""
     arena_trim_idle_s: float = Field(default=10.0, ge=0)
-    """Give ONNX Runtime's unused arena memory back once the engine has been idle this long (0: never)."""
+    """Give ONNX Runtime's unused CPU arena memory back once the engine has been idle this long (0: never;
+    with CUDA, GPU memory is not trimmed)."""
 
 
 class ToneSettings(BaseModel):
@@ -186,8 +187,9 @@ class Settings(BaseSettings):
     """A connection whose sent data stays unacknowledged this long is reset (TCP_USER_TIMEOUT; 0: off).
     Frees the socket of a client that stopped reading after its session was given up on."""
     header_timeout_s: float = Field(default=10.0, gt=0)
-    """A connection whose request headers are not complete this long after it opened (or its request
-    began) is closed with 408: half-sent requests do not hold sockets."""
+    """A connection whose request headers are not complete this long after it opened, and again after
+    its request's first byte (at most twice this in all), is closed with 408: half-sent requests do
+    not hold sockets."""
     body_timeout_s: float = Field(default=30.0, gt=0)
     """A JSON request body not received whole within this long is answered 408."""
     max_queued_events: int = Field(default=10_000, ge=16)

@@ -56,14 +56,18 @@ class ShrinkableSession:
 
 
 class IdleTrimmer:
-    """Calls `trim` in one of the pool's workers once the pool has been idle for `after_s`, once per
-    busy spell: an idle server returns to its loaded size."""
+    """Trims once the pool has been idle for `after_s`, once per busy spell: each of `trims` (one per
+    loaded model) runs in a worker of its own, and a trim pass stops as soon as real work arrives, so
+    a request after an idle spell waits at most for one tiny run. An idle server returns to its
+    loaded size."""
 
-    def __init__(self, pool: WorkerPool, trim: Callable[[], None], *, after_s: float) -> None:
+    def __init__(
+        self, pool: WorkerPool, trims: Callable[[], list[Callable[[], None]]], *, after_s: float
+    ) -> None:
         self.pool = pool
-        self.trim = trim
+        self.trims = trims
         self.after_s = after_s
-        self.trims = 0
+        self.passes = 0
         self._trimmed_after = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -83,9 +87,18 @@ class IdleTrimmer:
             await asyncio.sleep(self.after_s / 4)
             idle = self.pool.idle_for()
             if self.pool.jobs_started > self._trimmed_after and idle is not None and idle >= self.after_s:
-                try:
-                    await self.pool.run_blocking(self.trim)
-                except Exception as exc:
-                    log.warning("could not trim the engine's memory arena", extra={"error": repr(exc)})
-                self.trims += 1
-                self._trimmed_after = self.pool.jobs_started  # the trim itself does not count
+                await self._trim_pass()
+
+    async def _trim_pass(self) -> None:
+        for trim in self.trims():
+            if self.pool.load > 0:
+                return  # work arrived: its spell gets a pass of its own once it is idle again
+            before = self.pool.jobs_started
+            try:
+                await self.pool.run_blocking(trim)
+            except Exception as exc:
+                log.warning("could not trim the engine's memory arena", extra={"error": repr(exc)})
+            if self.pool.jobs_started > before + 1:
+                return  # a job started meanwhile: not trimmed after it
+            self._trimmed_after = self.pool.jobs_started
+        self.passes += 1

@@ -9,13 +9,15 @@ threads (ONNX Runtime releases the GIL), each with few intra-op threads: on
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +102,7 @@ class PiperEngine:
             device="cuda" if config.use_cuda else "cpu",
         )
         self._pool = WorkerPool(workers, name="piper", stats=self.stats, sample_rate=self.info.sample_rate)
-        self._trimmer = IdleTrimmer(self._pool, self._trim_arenas, after_s=config.arena_trim_idle_s)
+        self._trimmer = IdleTrimmer(self._pool, self._arena_trims, after_s=config.arena_trim_idle_s)
         self._ready = False
 
     @classmethod
@@ -168,11 +170,14 @@ class PiperEngine:
         await self._pool.close()
         self._voices.clear()
 
-    def _trim_arenas(self) -> None:
-        """One tiny run per voice that hands ONNX Runtime's unused arena memory back."""
-        for voice in self._voices.values():
-            with voice.session.shrinking():  # type: ignore[attr-defined]
-                list(voice.synthesize("Ok."))  # type: ignore[attr-defined]
+    def _arena_trims(self) -> list[Callable[[], None]]:
+        """Per voice, one tiny run that hands ONNX Runtime's unused CPU arena memory back."""
+
+        def trim(voice: Any) -> None:
+            with voice.session.shrinking():
+                list(voice.synthesize("Ok."))
+
+        return [functools.partial(trim, voice) for voice in self._voices.values()]
 
     def _work(self, job: SynthesisJob, emit: Emit) -> None:
         """One model call per sentence, or per run of `max_phonemes_per_run` within a long one."""
@@ -183,11 +188,16 @@ class PiperEngine:
         # Memory follows the audio a call makes, and slow speech makes more audio per phoneme.
         limit = max(16, round(self.config.max_phonemes_per_run * min(job.speed, 1.0)))
         for sentence in voice.phonemize(job.text):  # type: ignore[attr-defined]
+            gain: float | None = None  # one per sentence, as Piper's own peak normalization
             for run in split_phonemes(sentence, limit):
                 if job.cancel.cancelled:
                     return
-                audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(run), syn)  # type: ignore[attr-defined]
-                emit(_full_scale(np.asarray(audio, dtype=np.float32)))
+                if not "".join(run).strip():
+                    continue
+                audio = np.asarray(voice.phoneme_ids_to_audio(voice.phonemes_to_ids(run), syn), np.float32)  # type: ignore[attr-defined]
+                if gain is None:
+                    gain = _peak_gain(audio) or None  # a silent run sets nothing for the ones after it
+                emit(np.clip(audio * (gain or 0.0), -1.0, 1.0))
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
         if job.voice not in self._voices:
@@ -195,9 +205,8 @@ class PiperEngine:
         return self._pool.stream(job, self._work)
 
 
-def _full_scale(audio: np.ndarray) -> np.ndarray:
-    """Peak-normalized to ±1, as Piper's own `synthesize` does per sentence (silence stays silent)."""
+def _peak_gain(audio: np.ndarray) -> float:
+    """What brings `audio`'s peak to full scale, as Piper's own `synthesize` does per sentence; a long
+    sentence's later runs take the gain of its first, so its loudness does not jump (silence: 0)."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak < 1e-8:
-        return np.zeros_like(audio)
-    return np.clip(audio / peak, -1.0, 1.0)
+    return 0.0 if peak < 1e-8 else 1.0 / peak

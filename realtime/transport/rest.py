@@ -27,7 +27,7 @@ from ..control.logs import session_id as session_id_var
 from ..control.voices import UnknownModel, UnknownVoice
 from ..gateway import Gateway
 from ..session.context import SpeechContext
-from ..session.events import AudioOut, ContextDone, ContextError, ContextEvent
+from ..session.events import AudioOut, ContextError, ContextEvent
 from .errors import ApiError
 from .json_body import read_json_object
 from .speech_request import EXTRA_FORMATS, SpeechRequest, parse_speech_request
@@ -85,15 +85,20 @@ async def speech(request: Request) -> Response:
             gw.metrics.active_sessions.labels(transport).dec()
 
     events = context.events()
+    encoded = _encoded(events, output)
     try:
-        # The status goes out with the first audio, never before: whatever fails or says nothing
-        # until then is answered with an error, so a 200 always carries audio.
-        opening = await _until_first_audio(events)
+        # The status goes out with the first encoded bytes, never before: whatever fails or says
+        # nothing until then is answered with an error, so a 200 always carries audio.
+        first = await _first_bytes(encoded)
     except BaseException:
-        await events.aclose()
-        release()
+        try:
+            await encoded.aclose()
+            await events.aclose()
+        finally:
+            release()
         raise
-    audio = _encoded_audio(gw, context, opening, events, output, started, transport)
+    gw.metrics.ttfa.labels(transport, engine.info.name).observe(time.monotonic() - started)
+    audio = _rest_of_audio(gw, context, first, encoded, events, output, transport)
     if req.stream_format == "sse":
         body: AsyncIterator[bytes] = _sse(audio, req, output)
         media_type = "text/event-stream"
@@ -114,68 +119,65 @@ async def speech(request: Request) -> Response:
     )
 
 
-async def _until_first_audio(events: AsyncGenerator[ContextEvent, None]) -> list[ContextEvent]:
-    """The context's events up to and including its first audio; ApiError if it fails or ends first."""
-    opening: list[ContextEvent] = []
+async def _encoded(
+    events: AsyncGenerator[ContextEvent, None], output: AudioOutput
+) -> AsyncGenerator[bytes | ContextError, None]:
+    """The context's audio as encoded bytes, as they come (the encoder's tail at the end); a failed
+    synthesis ends it with the tail of what was encoded, then the `ContextError`."""
     async for event in events:
-        if isinstance(event, ContextError):
-            log.error("speech failed before any audio", extra={"error": event.message})
-            raise ApiError(500, f"speech synthesis failed: {event.message}", code=event.code)
-        opening.append(event)
-        if isinstance(event, AudioOut) and event.samples.size:
-            return opening
-        if isinstance(event, ContextDone):
-            break
-    raise ApiError(
-        400, "The input produced no audio: nothing in it could be spoken by this voice.", param="input",
-        code="no_speech",
-    )  # fmt: skip
+        if isinstance(event, AudioOut):
+            if data := output.write(event.samples):
+                yield data
+        elif isinstance(event, ContextError):
+            if tail := output.finish():
+                yield tail
+            yield event
+            return
+    if tail := output.finish():
+        yield tail
 
 
-async def _encoded_audio(
+async def _first_bytes(encoded: AsyncGenerator[bytes | ContextError, None]) -> bytes:
+    """The first encoded bytes; ApiError if synthesis fails or ends before any."""
+    first = await anext(encoded, None)
+    if isinstance(first, ContextError):
+        log.error("speech failed before any audio", extra={"error": first.message})
+        raise ApiError(500, f"speech synthesis failed: {first.message}", code=first.code)
+    if first is None:
+        raise ApiError(
+            400, "The input produced no audio: nothing in it could be spoken by this voice.", param="input",
+            code="no_speech",
+        )  # fmt: skip
+    return first
+
+
+async def _rest_of_audio(
     gw: Gateway,
     context: SpeechContext,
-    opening: list[ContextEvent],
+    first: bytes,
+    encoded: AsyncGenerator[bytes | ContextError, None],
     events: AsyncGenerator[ContextEvent, None],
     output: AudioOutput,
-    started: float,
     transport: str,
 ) -> AsyncIterator[bytes]:
-    """Encoded audio of the events already read (`opening`), then of the rest."""
+    """`first`, then the rest of the encoded audio; a failure mid-stream ends it where it stands."""
     engine = context.engine.info.name
-    first = True
     try:
-        async for event in _chain(opening, events):
-            if isinstance(event, AudioOut):
-                data = output.write(event.samples)
-                if data:
-                    if first:
-                        first = False
-                        gw.metrics.ttfa.labels(transport, engine).observe(time.monotonic() - started)
-                    yield data
-            elif isinstance(event, ContextError):
-                gw.metrics.errors.labels(event.code).inc()
-                log.error("speech stream truncated", extra={"error": event.message})
+        yield first
+        async for item in encoded:
+            if isinstance(item, ContextError):
+                gw.metrics.errors.labels(item.code).inc()
+                log.error("speech stream truncated", extra={"error": item.message})
                 return
-        tail = output.finish()
-        if tail:
-            yield tail
+            yield item
         audio_s = output.duration_s
         if audio_s > 0:
             gw.metrics.rtf.labels(engine).observe(context.stats.synth_wall_s / audio_s)
             gw.metrics.audio_seconds.labels(transport).inc(audio_s)
         gw.metrics.underruns.labels(transport).inc(context.playout.underruns)
     finally:
+        await encoded.aclose()
         await events.aclose()
-
-
-async def _chain(
-    opening: list[ContextEvent], events: AsyncGenerator[ContextEvent, None]
-) -> AsyncIterator[ContextEvent]:
-    for event in opening:
-        yield event
-    async for event in events:
-        yield event
 
 
 async def _sse(audio: AsyncIterator[bytes], req: SpeechRequest, output: AudioOutput) -> AsyncIterator[bytes]:

@@ -26,6 +26,7 @@ from ..control.auth import extract_key
 from ..gateway import Gateway
 from ..session.observers import Observer
 from ..session.realtime import RealtimeSession, SessionError
+from .close_reason import close_reason
 from .commands import apply_command
 from .errors import ApiError
 from .json_body import read_json_object
@@ -173,7 +174,7 @@ async def control_socket(websocket: WebSocket) -> None:
         if session.text_source == CONTROL:
             session.text_source = None
         with contextlib.suppress(Exception):
-            await websocket.close(code=code, reason=reason[:120])
+            await websocket.close(code=code, reason=close_reason(reason))
 
 
 routes = [

@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import json
 import logging
+import re
 from contextlib import ExitStack
 from typing import Any
 
@@ -34,13 +35,14 @@ from ..gateway import Gateway
 from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.realtime import RealtimeSession, SessionError
 from ..session.send_watch import Expired
-from ..text.sanitize import printable
 from .idle import Activity, read_until_idle
 from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, close_idle, quiet_since, serve_session
 
 log = logging.getLogger(__name__)
 
 MAX_SESSION_ID = 128
+SESSION_ID = re.compile(r"[A-Za-z0-9._:@-]+")
+"""What a call's session id may hold: it becomes part of the control API's URLs and of log lines."""
 TWILIO_LEAD_MS = 100.0
 """Twilio plays what it receives; a small lead absorbs network jitter without delaying barge-in."""
 
@@ -107,20 +109,20 @@ async def _serve_call(gw: Gateway, websocket: WebSocket, start: dict[str, Any], 
     params = info.get("customParameters") if isinstance(info.get("customParameters"), dict) else {}
     media = info.get("mediaFormat") if isinstance(info.get("mediaFormat"), dict) else {}
     if media and (media.get("encoding") != "audio/x-mulaw" or str(media.get("sampleRate")) != "8000"):
-        await websocket.close(code=CLOSE_POLICY, reason="only audio/x-mulaw at 8000 Hz is supported")
+        await _close(websocket, CLOSE_POLICY, "only audio/x-mulaw at 8000 Hz is supported")
         return
     session_id = str(params.get("session_id") or stream_sid or "")
     if not stream_sid or not session_id:
-        await websocket.close(code=CLOSE_POLICY, reason="start without a streamSid")
+        await _close(websocket, CLOSE_POLICY, "start without a streamSid")
         return
     if len(session_id) > MAX_SESSION_ID:
-        await websocket.close(code=CLOSE_POLICY, reason=f"session_id longer than {MAX_SESSION_ID} characters")
+        await _close(websocket, CLOSE_POLICY, f"session_id longer than {MAX_SESSION_ID} characters")
         return
-    if printable(session_id, MAX_SESSION_ID) != session_id:  # a lone surrogate: not text, not loggable
-        await websocket.close(code=CLOSE_POLICY, reason="session_id is not valid Unicode")
+    if not SESSION_ID.fullmatch(session_id):  # it goes into URLs, log lines and close reasons
+        await _close(websocket, CLOSE_POLICY, "session_id may only hold letters, digits and . _ : @ -")
         return
     if gw.sessions.get(session_id, key) is not None:  # ids are per API key: others' stay invisible
-        await websocket.close(code=CLOSE_POLICY, reason=f"session '{session_id}' already exists")
+        await _close(websocket, CLOSE_POLICY, f"session '{session_id}' already exists")
         return
     patch: dict[str, Any] = {
         "output": {"encoding": "mulaw", "sample_rate": 8000, "frame_ms": 20, "lead_ms": TWILIO_LEAD_MS},

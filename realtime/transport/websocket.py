@@ -25,6 +25,7 @@ from ..session.config import ConfigError, SessionConfig, apply_update
 from ..session.outbox import OutboxOverflow
 from ..session.realtime import RealtimeSession, new_session_id
 from ..session.send_watch import Expired
+from .close_reason import close_reason
 from .commands import apply_command, errors_to_client
 from .idle import Activity, read_until_idle
 from .realtime_protocol import (
@@ -83,7 +84,7 @@ class Connection:
 
     async def close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
-            await self.ws.close(code=code, reason=reason[:120])
+            await self.ws.close(code=code, reason=close_reason(reason))
 
 
 async def realtime_endpoint(websocket: WebSocket) -> None:

@@ -82,3 +82,13 @@ def test_cli_rejects_bad_speed(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "speed" in result.stderr
+
+
+def test_cli_say_refuses_text_that_is_not_unicode_or_has_nothing_to_speak(tmp_path: Path) -> None:
+    for text, message in (("bad \udc80 byte", "surrogate"), ("...!?", "nothing to speak")):
+        result = subprocess.run(
+            [sys.executable, "-m", "realtime", "say", text, "-o", str(tmp_path / "x.wav")],
+            capture_output=True, text=True, timeout=60, errors="replace",
+        )  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

@@ -18,6 +18,9 @@ from realtime.control.logs import JsonFormatter, TextFormatter, redact
         ("/x?token=abc;key=def#frag", "#frag", "abc"),
         ("Authorization: Bearer sk-3 more", "more", "sk-3"),
         ("monkey=1&keyboard=2", "monkey=1&keyboard=2", "[redacted]"),
+        ("/v1/realtime?api%5Fkey=sk-4&voice=b", "voice=b", "sk-4"),
+        ("/v1/realtime?%61pi_key=sk-5", "%61pi_key=", "sk-5"),
+        ("/v1/realtime?x=1&Api+Key=no&KEY=sk-6", "Api+Key=no", "sk-6"),
     ],
 )
 def test_redact(line: str, kept: str, gone: str) -> None:
