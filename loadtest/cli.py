@@ -113,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.close()
     report.emit(report.render_table(TITLES[args.mode], result.rows(), result.aggregate()))
+    if isinstance(result, WsLoadResult):
+        p = result.phrasing()
+        report.emit(f"mid-phrase cuts: {p.mid_phrase} of {p.segments} segments ({p.share:.1%}); "
+                    f"e.g. {p.examples[:3]}")  # fmt: skip
     if args.json:
         report.write_json(args.json, result.to_json())
     return 1 if result.errors else 0

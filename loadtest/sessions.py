@@ -25,6 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from .phrasing import PhrasingStats
 from .report import FrameTrace, Row, rtf
 from .tokens import DEFAULT_PARAGRAPHS, clause_boundary, paced, tokenize
 
@@ -67,6 +68,8 @@ class ContextResult:
     segments: int = 0
     segment_chars: int = 0
     """Characters of the `segment.started` texts: what the server actually spoke."""
+    segment_texts: list[str] = field(default_factory=list)
+    """The `segment.started` texts, in order: where the server cut (`loadtest.phrasing`)."""
     interrupted: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -93,7 +96,7 @@ class ContextResult:
             "last_audio_ms": rel(self.trace.last_at), "context_done_ms": rel(self.context_done_at),
             "audio_s": round(self.trace.audio_s, 4), "frames": len(self.trace.arrivals),
             "jitter_ms": [round(v, 2) for v in jitter], "underruns": late, "late_ms": round(late_ms, 1),
-            "interrupted": self.interrupted,
+            "interrupted": self.interrupted, "segment_texts": self.segment_texts,
         }  # fmt: skip
 
 
@@ -133,6 +136,15 @@ class WsLoadResult:
     def rows(self) -> list[Row]:
         return [s.row() for s in self.sessions]
 
+    def phrasing(self) -> PhrasingStats:
+        """Mid-phrase cuts over the contexts that ended (an interrupted one has no natural last cut)."""
+        return PhrasingStats.of(
+            c.segment_texts
+            for s in self.sessions
+            for c in s.contexts
+            if c.context_done_at and not c.interrupted
+        )
+
     def aggregate(self) -> Row:
         return Row.aggregate(self.rows())
 
@@ -160,7 +172,7 @@ class WsLoadResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "config": self.config, "aggregate": self.aggregate().summary(),
-                "sessions": [s.to_json() for s in self.sessions]}  # fmt: skip
+                "phrasing": self.phrasing().summary(), "sessions": [s.to_json() for s in self.sessions]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -231,6 +243,7 @@ class _WsClient:
             self.speaking = ctx
             ctx.segments += 1
             ctx.segment_chars += len(event.get("text") or "")
+            ctx.segment_texts.append(str(event.get("text") or ""))
         elif kind == "context.done" and ctx is not None:
             ctx.context_done_at = now
             ctx.finished.set()
