@@ -27,6 +27,7 @@ from ..engines.base import Engine, SynthesisJob
 from ..text.sanitize import speakable
 from .clock import Clock, MonotonicClock
 from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
+from .phrasing import PhrasingPolicy
 from .planner import ChunkPlanner
 from .playout import PlayoutClock
 from .segmenter import Segmenter
@@ -35,8 +36,6 @@ from .stitcher import Stitcher
 log = logging.getLogger(__name__)
 
 _END = object()
-IDLE_FINAL_FACTOR = 4.0
-"""After this many `idle_flush_ms` without text, even an unconfirmed last word is spoken."""
 
 
 @dataclass
@@ -113,7 +112,7 @@ class SpeechContext:
         self._held_until: float | None = None
         """The consumer holds the emitted audio back (a startup hold) and starts playback by then."""
         self._held_s = 0.0
-        self._last_text_at = self.clock.now()
+        self.phrasing = PhrasingPolicy(planner, now=self.clock.now())
         self._wake_producer = asyncio.Event()
         self._wake_consumer = asyncio.Event()
 
@@ -124,7 +123,7 @@ class SpeechContext:
         if self._done or self._cancelled:
             raise ValueError("context is already finished")
         self.segmenter.push(text)
-        self._last_text_at = self.clock.now()
+        self.phrasing.on_text(self.clock.now(), text)
         self._wake_producer.set()
 
     def flush(self) -> None:
@@ -179,7 +178,7 @@ class SpeechContext:
         waits to be cut or a job is still running."""
         if self.segmenter.pending.strip() or any(not j.finished for j in self._jobs):
             return None
-        return self._last_text_at
+        return self.phrasing.last_text_at
 
     @property
     def cancelled(self) -> bool:
@@ -214,6 +213,10 @@ class SpeechContext:
             return ends
         return self._first_due if self._first_due is not None else self.clock.now()
 
+    def _engine_speed(self) -> float:
+        """The engine's own synthesis speed (audio per second of a running job), queueing excluded."""
+        return self.engine.stats.recent_speed or self.engine.info.nominal_speed
+
     def _refresh_deadlines(self) -> None:
         """Set every job's deadline to its latest start: when the audio ahead of it runs out, less
         its synthesis time (EDF on the run-out time alone starts a long job just as it is due).
@@ -223,7 +226,7 @@ class SpeechContext:
         deadline first, read when a worker frees up) sees it. No job is due after a later one of the
         same context: a long job behind a short one must not go first.
         """
-        speed = self.engine.stats.recent_speed or self.engine.info.nominal_speed
+        speed = self._engine_speed()
         at = self._playback_ends_at()
         waiting: list[_Job] = []
         for job in self._jobs:
@@ -261,12 +264,13 @@ class SpeechContext:
             now = self.clock.now()
             buffered = self.buffered_s()
             plan = self.planner.plan(buffered, low_latency=self.low_latency, load=self.engine.load)
-            idle_ms = (now - self._last_text_at) * 1000.0
-            idle = idle_ms >= self.config.idle_flush_ms
-            # A stream silent for much longer has likely ended without text.done: speak the last word too.
-            final = self._done or self._flushing or idle_ms >= IDLE_FINAL_FACTOR * self.config.idle_flush_ms
+            cut = self.phrasing.cut(
+                plan, self.planner, now=now, buffered_s=buffered, pending_chars=len(self.segmenter.pending),
+                since_mark=self.segmenter.chars_since_clause_mark(), done=self._done, flushing=self._flushing,
+                engine_speed=self._engine_speed(), low_latency=self.low_latency,
+            )  # fmt: skip
             text = self.segmenter.next_segment(
-                plan.min_chars, plan.max_chars, final=final, force=plan.force or idle
+                cut.min_chars, cut.max_chars, final=cut.final, force=cut.force, clause_max=cut.clause_max
             )
             if text is None:
                 if not self.segmenter.pending.strip():
@@ -318,7 +322,9 @@ class SpeechContext:
             self._first_job_done = True
             wall = self.clock.now() - job.submitted_at
             self.stats.synth_wall_s += wall
-            self.planner.observe(chars=len(job.job.text), audio_s=job.samples / self.sample_rate, wall_s=wall)
+            audio_s = job.samples / self.sample_rate
+            self.planner.observe(chars=len(job.job.text), audio_s=audio_s, wall_s=wall)
+            self.phrasing.observe_job(wall_s=wall, audio_s=audio_s, engine_speed=self._engine_speed())
             self._wake_producer.set()
             self._wake_consumer.set()
 
@@ -327,10 +333,7 @@ class SpeechContext:
             self._try_start_jobs()
             timeout = None
             if self.segmenter.pending.strip() and not self._done:
-                waited = (self.clock.now() - self._last_text_at) * 1000.0
-                thresholds = (self.config.idle_flush_ms, IDLE_FINAL_FACTOR * self.config.idle_flush_ms)
-                upcoming = [t - waited for t in thresholds if t > waited]
-                timeout = min(upcoming) / 1000.0 + 0.001 if upcoming else None
+                timeout = self.phrasing.next_wake(self.clock.now())
             self._wake_producer.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake_producer.wait(), timeout)

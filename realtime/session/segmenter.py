@@ -30,10 +30,16 @@ from __future__ import annotations
 
 import re
 
-SENTENCE, CLAUSE, WORD = 3, 2, 1
+from .phrasing import BAD, GOOD, NEUTRAL, word_cut_quality
+
+SENTENCE, CLAUSE, WORD_GOOD, WORD, WORD_BAD = 5, 4, 3, 2, 1
+"""Boundary strengths. Word boundaries are graded by the words around them (`phrasing`): before a
+conjunction is better than between two nouns, and after an article or a preposition worse."""
+_WORD_STRENGTH = {GOOD: WORD_GOOD, NEUTRAL: WORD, BAD: WORD_BAD}
 
 _MAX_TAG = 100  # longer "<...>" / "[...]" runs are ordinary text
 _MAX_UNIT = 256  # protected units longer than this may be hard-cut
+_GOVERNED_SLACK = 24  # how far past the budget a cut may move to spare a governing word
 _CLOSERS = "\"'”’»)\\]}」』"
 _OPENERS = "\"'“‘«([{「『"
 
@@ -100,7 +106,9 @@ def _boundaries(text: str, limit: int, closed: bool) -> list[tuple[int, int]]:
     for m in matches:
         kind = m.lastgroup
         if kind == "ws":
-            found.append((m.start(), SENTENCE if m.group() == "\n" else WORD))
+            pos = m.start()
+            strength = SENTENCE if m.group() == "\n" else _word_strength(text, pos, closed)
+            found.append((pos, strength))
         elif kind == "sent":
             punct = m.group().rstrip(_CLOSERS)
             if punct != "." or _ends_sentence(text, m.start(), m.end() + 1):
@@ -124,6 +132,18 @@ def _boundaries(text: str, limit: int, closed: bool) -> list[tuple[int, int]]:
     return kept
 
 
+def _word_strength(text: str, pos: int, closed: bool) -> int:
+    """The strength of the word boundary at the space `pos`, from the words on either side."""
+    start = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos)) + 1
+    before = text[start:pos]
+    end = _WS.search(text, pos + 1)
+    if end is None and not closed:
+        after = None  # the next word may still grow ("th" -> "that")
+    else:
+        after = text[pos + 1 : end.start() if end else len(text)]
+    return _WORD_STRENGTH[word_cut_quality(before, after)]
+
+
 def _pick(found: list[tuple[int, int]], lo: int, hi: int, weakest: int) -> int | None:
     """The strongest boundary in ``[lo, hi]``, furthest among equals."""
     best: tuple[int, int] | None = None
@@ -131,6 +151,28 @@ def _pick(found: list[tuple[int, int]], lo: int, hi: int, weakest: int) -> int |
         if lo <= pos <= hi and strength >= weakest and (best is None or (strength, pos) > best):
             best = (strength, pos)
     return None if best is None else best[1]
+
+
+def _pick_word(found: list[tuple[int, int]], hi: int, *, allow_bad: bool) -> int | None:
+    """The best boundary up to ``hi`` when a cut may fall between words: a clause or sentence mark if
+    there is one; else the strongest word boundary, in the range's upper half if it has one as
+    strong (a natural cut there rather than a tiny segment), furthest among equals. A boundary right
+    after a word that governs the next (``allow_bad`` False) is no boundary at all: wait for one more
+    word rather than cut "to the" | "station"."""
+    if (pos := _pick(found, 1, hi, CLAUSE)) is not None:
+        return pos
+    weakest = WORD_BAD if allow_bad else WORD
+    words = [(pos, strength) for pos, strength in found if 1 <= pos <= hi and strength >= weakest]
+    if not words:
+        return None
+    best = max(strength for _, strength in words)
+    upper = [pos for pos, strength in words if strength == best and pos >= hi // 2]
+    return max(upper) if upper else max(pos for pos, strength in words if strength == best)
+
+
+def _first(found: list[tuple[int, int]], lo: int, hi: int, weakest: int) -> int | None:
+    """The first boundary in ``[lo, hi]`` at least as strong as ``weakest``."""
+    return next((pos for pos, strength in found if lo <= pos <= hi and strength >= weakest), None)
 
 
 def _hard_cut(text: str, limit: int, closed: bool, carried: int | None) -> int | None:
@@ -201,35 +243,60 @@ class Segmenter:
         self._last = text[-1]
 
     def next_segment(
-        self, min_chars: int, max_chars: int, *, final: bool = False, force: bool = False
+        self,
+        min_chars: int,
+        max_chars: int,
+        *,
+        final: bool = False,
+        force: bool = False,
+        clause_max: int | None = None,
     ) -> str | None:
         """Remove and return the next segment, or ``None`` to wait for more text.
 
         ``force``: accept word boundaries and ignore ``min_chars`` (audio about to run
         dry). ``final``: no more text is coming for now, so the buffer end is a boundary.
+        ``clause_max``: a segment may run past ``max_chars`` up to this long to end at a clause
+        mark rather than between words; until the text is that long, wait for one.
         """
         if max_chars < 1 or min_chars > max_chars:
             raise ValueError("need 1 <= max_chars and min_chars <= max_chars")
-        text = self._peek(max_chars + _MAX_UNIT + 2)
+        limit = max(max_chars, clause_max or 0)
+        text = self._peek(limit + _MAX_UNIT + 2)
         at_end = len(text) == self._size
         closed = final and at_end
-        overflow = len(text) > max_chars
+        overflow = len(text) > limit
         if not text:
             return None
-        if closed and not overflow:
+        if closed and len(text) <= max_chars:
             return self._cut(len(text))
         if not (final or force or overflow) and (len(text) <= min_chars or not _HINT.search(text)):
             return None  # fast path: no sentence/clause boundary can be in range
-        found = _boundaries(text, max_chars, closed)
-        if force:
-            pos = _pick(found, 1, max_chars, WORD)
-        else:
-            pos = _pick(found, min_chars, max_chars, CLAUSE)
-        if pos is None and overflow:
-            pos = _pick(found, 1, max_chars, WORD)
-            if pos is None:
-                pos = _hard_cut(text, max_chars, closed, self._carried if at_end else None)
+        found = _boundaries(text, limit + _GOVERNED_SLACK, closed)
+        pos = _pick(found, 1 if force else min_chars, max_chars, CLAUSE)
+        if pos is None and limit > max_chars:
+            pos = _first(found, max_chars + 1, limit, CLAUSE)  # the clause's end, just past the budget
+        if pos is None and (force or overflow or closed):
+            pos = _pick_word(found, max_chars, allow_bad=False)
+            if pos is None and (overflow or closed):
+                pos = _pick_word(found, max_chars, allow_bad=True)
+                if pos is None:
+                    pos = _hard_cut(text, max_chars, closed, self._carried if at_end else None)
+                else:
+                    # Only governing words up to the budget ("at seven fifteen in the"): a few
+                    # characters more, up to a word that governs nothing, rather than leave one
+                    # hanging; wait for that word while it may still come.
+                    spared = _first(found, max_chars + 1, limit + _GOVERNED_SLACK, WORD)
+                    if spared is not None:
+                        pos = spared
+                    elif not closed and len(text) <= limit + _GOVERNED_SLACK:
+                        return None
         return None if pos is None else self._cut(pos)
+
+    def chars_since_clause_mark(self) -> int:
+        """Characters buffered after the last clause or sentence mark (all of them if there is none)."""
+        text = self.pending
+        last = max(text.rfind(mark) for mark in ",;:.!?…")
+        return len(text) - last - 1 if last >= 0 else len(text)
 
     def _peek(self, n: int) -> str:
         if len(self._head) - self._start < n and self._tail:

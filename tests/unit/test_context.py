@@ -306,11 +306,11 @@ def test_a_long_job_is_never_due_before_the_short_one_ahead_of_it() -> None:
         consumer = asyncio.create_task(_collect_into(ctx, []))
         await settle_until(lambda: len(engine.jobs) == 2)
         first, second = engine.jobs
-        assert (first.text, second.text) == ("Hi,", "and then a")
+        assert (first.text, second.text) == ("Hi,", "and then")  # never cut after the article "a"
         # Unclamped, at 0.1 s of audio per character and 1x: the first is due at 100.25 - 0.3; the
-        # second after the first's 0.3 s, less its own 1.0 s of synthesis: 100.25 + 0.3 - 1.0 = 99.55.
-        assert second.deadline == pytest.approx(99.55)
-        assert first.deadline == pytest.approx(99.55)  # clamped: the short one is due no later
+        # second after the first's 0.3 s, less its own 0.8 s of synthesis: 100.25 + 0.3 - 0.8 = 99.75.
+        assert second.deadline == pytest.approx(99.75)
+        assert first.deadline == pytest.approx(99.75)  # clamped: the short one is due no later
         ctx.cancel()
         await asyncio.wait_for(consumer, 5)
 
