@@ -80,7 +80,7 @@ class PlannerSettings(BaseModel):
     """Share of the buffered audio a chunk's synthesis may use; lower keeps chunks small when many
     sessions start at once (a chunk is produced whole before it plays)."""
     ewma_alpha: float = Field(default=0.3, gt=0, le=1)
-    clause_margin: float = Field(default=1.0, ge=0)
+    clause_margin: float = Field(default=2.0, ge=0)
     """Slack kept before the listener runs dry when waiting for a clause mark, in units of a small
     (`first_max_chars`) chunk's predicted submit-to-ready time: against prediction errors."""
     idle_flush_ms: float = Field(default=250.0, ge=0)

@@ -89,11 +89,11 @@ def tokens(text: str, cps: float, start: float = 0.0, size: int = 4) -> list[tup
     return [(start + k * size / cps, text[i : i + size]) for k, i in enumerate(range(0, len(text), size))]
 
 
-def simulate(stream: list[tuple[float, str]], *, speed: float) -> tuple[list[str], int]:
+def simulate(stream: list[tuple[float, str]], *, speed: float, margin: float = 1.0) -> tuple[list[str], int]:
     """The context's decisions under a fake clock: one worker at `speed`× real time, each segment's
     audio (0.3 s + 50 ms per character, Piper's) arriving whole when its job ends, playback starting
     with the first. Returns the segments and the underruns (a segment ready after playback ran dry)."""
-    cfg, tick = PlannerSettings(), 0.005
+    cfg, tick = PlannerSettings(clause_margin=margin), 0.005
     planner = ChunkPlanner(cfg, nominal_speed=speed, audio_per_char_s=0.05, audio_per_segment_s=0.3)
     policy, segmenter = PhrasingPolicy(cfg, now=0.0), Segmenter()
     jobs: list[tuple[float, float, int, float]] = []  # ready at, audio, chars, submitted at
@@ -144,6 +144,10 @@ CLAUSES = [
     "Plan for about forty minutes of travel time.",
 ]
 
+DEFAULT_MARGIN_CUTS = ["Sure,", "I can help", "with that.", *CLAUSES[2:]]
+"""With the default (cautious) margin the second clause cannot wait for its mark behind "Sure,"
+(half a second of audio): it is cut before "with", not after it."""
+
 
 @pytest.mark.parametrize(
     "name, stream, speed, expected",
@@ -162,6 +166,11 @@ def test_cut_points_of_token_streams(
     segments, underruns = simulate(stream, speed=speed)
     assert segments == expected, name
     assert underruns == 0
+
+
+def test_the_default_margin_waits_less_but_still_ends_long_clauses_at_their_mark() -> None:
+    segments, underruns = simulate(tokens(ANSWER, 120), speed=10.0, margin=PlannerSettings().clause_margin)
+    assert segments == DEFAULT_MARGIN_CUTS and underruns == 0
 
 
 def test_an_llm_slower_than_speech_never_leaves_a_governing_word_hanging() -> None:
