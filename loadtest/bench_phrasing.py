@@ -36,12 +36,7 @@ def run_level(url: str, sessions: int, args: argparse.Namespace, **options: Any)
         )  # fmt: skip
         for run in range(args.runs)
     ]
-    phrasing = PhrasingStats()
-    for load in loads:
-        for session in load.sessions:
-            for c in session.contexts:
-                if c.context_done_at and not c.interrupted:
-                    phrasing.add(c.segment_texts)
+    phrasing = PhrasingStats.of(texts for load in loads for texts in load.ended_segment_texts())
     aggs = [load.aggregate().summary() for load in loads]
     ttfa = [v for load in loads for row in load.rows() for v in row.ttfa_ms]
     row = {

@@ -136,14 +136,17 @@ class WsLoadResult:
     def rows(self) -> list[Row]:
         return [s.row() for s in self.sessions]
 
-    def phrasing(self) -> PhrasingStats:
-        """Mid-phrase cuts over the contexts that ended (an interrupted one has no natural last cut)."""
-        return PhrasingStats.of(
+    def ended_segment_texts(self) -> list[list[str]]:
+        """The segment texts of each context that ended (an interrupted one has no natural last cut)."""
+        return [
             c.segment_texts
             for s in self.sessions
             for c in s.contexts
             if c.context_done_at and not c.interrupted
-        )
+        ]
+
+    def phrasing(self) -> PhrasingStats:
+        return PhrasingStats.of(self.ended_segment_texts())
 
     def aggregate(self) -> Row:
         return Row.aggregate(self.rows())

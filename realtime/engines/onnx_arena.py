@@ -67,7 +67,6 @@ class IdleTrimmer:
         self.pool = pool
         self.trims = trims
         self.after_s = after_s
-        self.passes = 0
         self._trimmed_after = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -101,4 +100,3 @@ class IdleTrimmer:
             if self.pool.jobs_started > before + 1:
                 return  # a job started meanwhile: not trimmed after it
             self._trimmed_after = self.pool.jobs_started
-        self.passes += 1

@@ -265,9 +265,9 @@ class SpeechContext:
             buffered = self.buffered_s()
             plan = self.planner.plan(buffered, low_latency=self.low_latency, load=self.engine.load)
             cut = self.phrasing.cut(
-                plan, self.planner, now=now, buffered_s=buffered, pending_chars=len(self.segmenter.pending),
-                since_mark=self.segmenter.chars_since_clause_mark(), done=self._done, flushing=self._flushing,
-                engine_speed=self._engine_speed(), low_latency=self.low_latency,
+                plan, self.planner, now=now, buffered_s=buffered, pending_chars=self.segmenter.pending_chars,
+                done=self._done, flushing=self._flushing, engine_speed=self._engine_speed(),
+                low_latency=self.low_latency,
             )  # fmt: skip
             text = self.segmenter.next_segment(
                 cut.min_chars, cut.max_chars, final=cut.final, force=cut.force, clause_max=cut.clause_max

@@ -239,7 +239,6 @@ class PhrasingPolicy:
         now: float,
         buffered_s: float,
         pending_chars: int,
-        since_mark: int,
         done: bool,
         flushing: bool,
         engine_speed: float,
@@ -256,6 +255,8 @@ class PhrasingPolicy:
         budget_s = buffered_s - margin - self.wait.value  # synthesis that fits before the listener runs dry
         affordable = planner.audio.chars_for(budget_s * engine_speed)
         clause_max = int(min(self.config.max_chars, max(plan.max_chars, affordable)))
+        # The words after the last clause mark received are the tail of what waits to be cut.
+        since_mark = min(self._since_mark, pending_chars)
         decision = clause_wait(
             now=now, dry_at=now + buffered_s, pending_chars=pending_chars, since_mark=since_mark,
             rate=self.rate, clauses=self.clauses, wall_s=wall_s, margin_s=margin,

@@ -292,11 +292,10 @@ class Segmenter:
                         return None
         return None if pos is None else self._cut(pos)
 
-    def chars_since_clause_mark(self) -> int:
-        """Characters buffered after the last clause or sentence mark (all of them if there is none)."""
-        text = self.pending
-        last = max(text.rfind(mark) for mark in ",;:.!?…")
-        return len(text) - last - 1 if last >= 0 else len(text)
+    @property
+    def pending_chars(self) -> int:
+        """``len(self.pending)``, without joining the buffer."""
+        return self._size
 
     def _peek(self, n: int) -> str:
         if len(self._head) - self._start < n and self._tail:

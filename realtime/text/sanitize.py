@@ -71,8 +71,8 @@ def speakable(text: str) -> bool:
     return any(unicodedata.category(c)[0] in "LNS" or c in SPOKEN_PUNCTUATION for c in text)
 
 
-def printable(value: str, limit: int = 64) -> str:
-    """`value` shortened and with surrogates escaped, so it can be quoted in an error message or log
-    line (which are UTF-8 and would fail on a lone surrogate)."""
-    short = value if len(value) <= limit else value[:limit] + "…"
+def printable(value: str, limit: int | None = 64) -> str:
+    """`value` shortened (to `limit` characters; None: whole) and with surrogates escaped, so it can be
+    quoted in an error message or log line (which are UTF-8 and would fail on a lone surrogate)."""
+    short = value if limit is None or len(value) <= limit else value[:limit] + "…"
     return short.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from starlette.responses import JSONResponse
 
+from ..text.sanitize import printable
+
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -33,7 +35,7 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         # Messages quote what the client sent; a lone surrogate in it cannot be written as UTF-8 JSON.
-        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        message = printable(message, None)
         super().__init__(message)
         self.status = status
         self.message = message

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtest.bench_memory import status_mb
 from loadtest.common import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,8 +56,7 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")
 
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as status:
-            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+        return status_mb(self.proc.pid)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a Prometheus counter's samples whose labels include `labels`."""

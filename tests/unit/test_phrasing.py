@@ -113,9 +113,8 @@ def simulate(stream: list[tuple[float, str]], *, speed: float, margin: float = 1
         buffered = (max(0.0, dry_at - now) if dry_at else 0.0) + sum(job[1] for job in jobs)
         while len(jobs) < cfg.max_inflight:
             plan = planner.plan(buffered)
-            cut = policy.cut(plan, planner, now=now, buffered_s=buffered, pending_chars=len(segmenter.pending),
-                             since_mark=segmenter.chars_since_clause_mark(), done=i == len(stream),
-                             flushing=False, engine_speed=speed)  # fmt: skip
+            cut = policy.cut(plan, planner, now=now, buffered_s=buffered, pending_chars=segmenter.pending_chars,
+                             done=i == len(stream), flushing=False, engine_speed=speed)  # fmt: skip
             text = segmenter.next_segment(cut.min_chars, cut.max_chars, final=cut.final, force=cut.force,
                                           clause_max=cut.clause_max)  # fmt: skip
             if text is None:
