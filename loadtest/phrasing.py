@@ -11,12 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-_CLOSERS = "\"'”’»)]}"
-
-
-def ends_mid_phrase(segment: str) -> bool:
-    tail = segment.rstrip().rstrip(_CLOSERS)
-    return bool(tail) and tail[-1].isalnum()
+from realtime.session.phrasing import ends_mid_phrase
 
 
 def mid_phrase_cuts(segments: Sequence[str]) -> list[str]:

@@ -76,7 +76,28 @@ class Metrics:
         self.audio_seconds = Counter(
             "realtime_audio_sent_seconds", "Audio sent to clients", ["transport"], registry=r
         )
+        self.segments = Counter(
+            "realtime_segments", "Segments synthesized as separate utterances", ["transport"], registry=r
+        )
+        self.mid_phrase_cuts = Counter(
+            "realtime_mid_phrase_cuts",
+            "Segments that ended mid-phrase (in a letter or digit) with another segment after them",
+            ["transport"],
+            registry=r,
+        )
+        self.pause_stretch = Counter(
+            "realtime_pause_stretch_seconds",
+            "Silence added to pauses at clause and sentence ends while the next segment was synthesized",
+            ["transport"],
+            registry=r,
+        )
         r.register(_EngineCollector(engines))
+
+    def record_phrasing(self, transport: str, *, segments: int, mid_phrase_cuts: int, pause_s: float) -> None:
+        """One finished context's phrasing: how many segments, how many ended mid-phrase."""
+        self.segments.labels(transport).inc(segments)
+        self.mid_phrase_cuts.labels(transport).inc(mid_phrase_cuts)
+        self.pause_stretch.labels(transport).inc(pause_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -82,7 +82,13 @@ class PlannerSettings(BaseModel):
     ewma_alpha: float = Field(default=0.3, gt=0, le=1)
     clause_margin: float = Field(default=2.0, ge=0)
     """Slack kept before the listener runs dry when waiting for a clause mark, in units of a small
-    (`first_max_chars`) chunk's predicted submit-to-ready time: against prediction errors."""
+    (`first_max_chars`) chunk's predicted submit-to-ready time: against prediction errors. This much on
+    a saturated engine; half on an idle one, where predictions hold."""
+    sentence_pause_ms: float = Field(default=400.0, ge=0, le=2000)
+    """A pause after a sentence end may stretch by up to this much (silence is sent) while the next
+    segment is synthesized, rather than cut that segment mid-phrase to have it ready sooner."""
+    clause_pause_ms: float = Field(default=100.0, ge=0, le=2000)
+    """The same after a comma, semicolon, colon or dash."""
     idle_flush_ms: float = Field(default=250.0, ge=0)
     max_inflight: int = Field(default=2, ge=1, le=8)
     loaded_start_hold_ms: float = Field(default=2500.0, ge=0)

@@ -27,7 +27,7 @@ from ..engines.base import Engine, SynthesisJob
 from ..text.sanitize import speakable
 from .clock import Clock, MonotonicClock
 from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
-from .phrasing import PhrasingPolicy
+from .phrasing import PhrasingPolicy, ends_mid_phrase, pause_after
 from .planner import ChunkPlanner
 from .playout import PlayoutClock
 from .segmenter import Segmenter
@@ -36,6 +36,8 @@ from .stitcher import Stitcher
 log = logging.getLogger(__name__)
 
 _END = object()
+PAUSE_STEP_S = 0.02
+"""A stretched pause goes out in steps of this much silence, each once the listener is about to run dry."""
 
 
 @dataclass
@@ -43,6 +45,10 @@ class _Job:
     segment_id: int
     job: SynthesisJob
     submitted_at: float
+    pause_s: float = 0.0
+    """Silence that may go before this segment's audio while the listener waits for it (a stretched
+    pause after the segment before it: `pause_after`)."""
+    stretched: bool = False
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
     samples: int = 0
     queued_samples: int = 0
@@ -60,6 +66,11 @@ class ContextStats:
     audio_samples: int = 0
     synth_wall_s: float = 0.0
     last_chunk_chars: int = 0
+    mid_phrase_cuts: int = 0
+    """Segments that ended mid-phrase with another one after them (`ends_mid_phrase`)."""
+    pauses_stretched: int = 0
+    pause_stretch_s: float = 0.0
+    """Silence sent in stretched pauses while the next segment was synthesized."""
 
     def ttfa_s(self) -> float | None:
         return None if self.first_audio_at is None else self.first_audio_at - self.created_at
@@ -103,6 +114,9 @@ class SpeechContext:
         self.stats = ContextStats(created_at=self.clock.now())
         self._jobs: deque[_Job] = deque()
         self._next_segment_id = 0
+        self._pause_after_last_s = 0.0
+        """How long the pause after the last segment cut may stretch: the next one goes after it."""
+        self._last_cut_mid_phrase = False
         self._done = False
         self._flushing = False
         self._cancelled = False
@@ -267,7 +281,7 @@ class SpeechContext:
             cut = self.phrasing.cut(
                 plan, self.planner, now=now, buffered_s=buffered, pending_chars=self.segmenter.pending_chars,
                 done=self._done, flushing=self._flushing, engine_speed=self._engine_speed(),
-                low_latency=self.low_latency,
+                low_latency=self.low_latency, pause_s=self._pause_after_last_s, load=self.engine.load,
             )  # fmt: skip
             text = self.segmenter.next_segment(
                 cut.min_chars, cut.max_chars, final=cut.final, force=cut.force, clause_max=cut.clause_max
@@ -295,8 +309,12 @@ class SpeechContext:
                 low_latency=self.low_latency,
             ),  # fmt: skip
             submitted_at=self.clock.now(),
+            pause_s=self._pause_after_last_s,
         )
         self._next_segment_id += 1
+        self.stats.mid_phrase_cuts += self._last_cut_mid_phrase
+        self._last_cut_mid_phrase = ends_mid_phrase(text)
+        self._pause_after_last_s = 0.0 if self.low_latency else pause_after(text, self.config)
         self.stats.last_chunk_chars = len(text)
         if self.stats.first_job_at is None:
             self.stats.first_job_at = job.submitted_at
@@ -351,6 +369,23 @@ class SpeechContext:
             self.playout.on_send(now, samples.size / self.sample_rate)
         return AudioOut(samples)
 
+    def _pause_wait_s(self, job: _Job) -> float | None:
+        """While `job` has no audio yet and the pause before it may stretch: 0 when the listener is
+        about to run dry (send a step of silence now), else how long until then; None: just wait."""
+        if job.pause_s <= 0 or job.samples > 0 or self._held_until is not None or job.finished:
+            return None
+        return max(0.0, self.playout.lead_s(self.clock.now()) - PAUSE_STEP_S)
+
+    def _stretch_pause(self, job: _Job) -> AudioOut:
+        step = min(PAUSE_STEP_S, job.pause_s)
+        if not job.stretched:
+            job.stretched = True
+            self.stats.pauses_stretched += 1
+        job.pause_s -= step
+        self.stats.pause_stretch_s += step
+        silence = self.stitcher.push(np.zeros(round(step * self.sample_rate), dtype=np.float32))
+        return self._emit(silence)
+
     async def events(self) -> AsyncIterator[ContextEvent]:
         """The context's output, in order. Single consumer; closing it cancels the context."""
         producer = asyncio.get_running_loop().create_task(self._produce())
@@ -394,8 +429,13 @@ class SpeechContext:
                 segment_start = self.stats.audio_samples
                 yield SegmentStarted(job.segment_id, job.job.text)
             if job.queue.empty():
+                timeout = self._pause_wait_s(job)
+                if timeout == 0.0:
+                    yield self._stretch_pause(job)
+                    continue
                 self._wake_consumer.clear()
-                await self._wake_consumer.wait()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake_consumer.wait(), timeout)
                 continue
             item = job.queue.get_nowait()
             if item is _END:

@@ -16,6 +16,8 @@ as long as the listener still has audio to hear meanwhile. Pure: times are passe
 - `word_cut_quality`: when a cut must come between two words, how much it hurts: never after an
   article, preposition, auxiliary, possessive or number that governs the next word; best before a
   conjunction or a relative pronoun (the segmenter grades word boundaries with it).
+- `pause_after`: how long the pause after a segment may stretch while the next one is synthesized
+  (a sentence end takes a longer pause than a comma; the middle of a phrase none at all).
 - `PhrasingPolicy`: one context's text timing, and what it asks of the segmenter at each moment.
 """
 
@@ -170,6 +172,32 @@ def clause_wait(
     return ClauseWait(wait, dry_at - margin_s / 2 - wall_s(pending_chars) if wait else None)
 
 
+_CLOSERS = "\"'”’»)]}」』"
+_SENTENCE_END = re.compile(rf"[.!?…。！？][{re.escape(_CLOSERS)}]*\s*\Z")
+_CLAUSE_END = re.compile(rf"[,;:—–，、；：][{re.escape(_CLOSERS)}]*\s*\Z")
+
+
+def ends_mid_phrase(segment: str) -> bool:
+    """A segment ending in a letter or digit (closing quotes and brackets looked through): if another
+    segment follows, the listener hears a phrase end where there is none."""
+    tail = segment.rstrip().rstrip(_CLOSERS)
+    return bool(tail) and tail[-1].isalnum()
+
+
+def pause_after(segment: str, config: PlannerSettings) -> float:
+    """Seconds by which the pause after `segment` may stretch while the next one is synthesized.
+
+    Speakers pause at a sentence end, briefly at a comma, and never inside a phrase; a pause a few
+    hundred milliseconds longer than the engine's own trailing silence reads as a speaker taking a
+    breath, not as a stall. Used both to wait for a clause mark a little longer (`PhrasingPolicy`)
+    and to fill that wait with silence rather than let the listener's buffer run dry."""
+    if _SENTENCE_END.search(segment):
+        return config.sentence_pause_ms / 1000.0
+    if _CLAUSE_END.search(segment):
+        return config.clause_pause_ms / 1000.0
+    return 0.0
+
+
 IDLE_FINAL_FACTOR = 4.0
 """After this many `idle_flush_ms` without text, even an unconfirmed last word may be spoken."""
 _CLAUSE_MARK = re.compile(r"[,;:!?…]|\.(?!\d)")
@@ -228,6 +256,15 @@ class PhrasingPolicy:
         speed = max(engine_speed, 1e-6)
         return lambda chars: self.wait.value + planner.predict_audio_s(chars) / speed
 
+    def margin_s(self, wall_s: Callable[[int], float], load: float) -> float:
+        """Slack kept before the listener runs dry: `clause_margin` small-chunk times on a saturated
+        engine, half that on an idle one. Predictions go wrong mostly under load (a worker frees up
+        later than expected, other sessions' deadlines move); on an idle engine the full margin made
+        a second clause that could have waited for its mark ("Sure," | "I can help" | "with that.")
+        be cut between words."""
+        scale = 0.5 + 0.5 * min(1.0, max(0.0, load))
+        return self.config.clause_margin * scale * wall_s(self.config.first_max_chars)
+
     def idle_ms(self, now: float) -> float:
         return (now - self.last_text_at) * 1000.0
 
@@ -243,7 +280,12 @@ class PhrasingPolicy:
         flushing: bool,
         engine_speed: float,
         low_latency: bool = False,
+        pause_s: float = 0.0,
+        load: float = 1.0,
     ) -> Cut:
+        """`pause_s`: how long the pause at the end of the audio ahead may stretch (`pause_after`
+        of the last segment cut): the next segment may be that much later. `load`: the engine's
+        jobs running or waiting per worker (scales the margin)."""
         idle_ms = self.idle_ms(now)
         long_idle = idle_ms >= IDLE_FINAL_FACTOR * self.config.idle_flush_ms  # likely ended without done
         if planner.chunks_planned == 0 or buffered_s <= 0 or low_latency:
@@ -251,14 +293,16 @@ class PhrasingPolicy:
             force = plan.force or idle_ms >= self.config.idle_flush_ms
             return Cut(plan.min_chars, plan.max_chars, None, force, done or flushing or long_idle)
         wall_s = self.wall_s(planner, engine_speed)
-        margin = self.config.clause_margin * wall_s(self.config.first_max_chars)
-        budget_s = buffered_s - margin - self.wait.value  # synthesis that fits before the listener runs dry
+        margin = self.margin_s(wall_s, load)
+        budget_s = (
+            buffered_s + pause_s - margin - self.wait.value
+        )  # synthesis that fits before the listener runs dry
         affordable = planner.audio.chars_for(budget_s * engine_speed)
         clause_max = int(min(self.config.max_chars, max(plan.max_chars, affordable)))
         # The words after the last clause mark received are the tail of what waits to be cut.
         since_mark = min(self._since_mark, pending_chars)
         decision = clause_wait(
-            now=now, dry_at=now + buffered_s, pending_chars=pending_chars, since_mark=since_mark,
+            now=now, dry_at=now + buffered_s + pause_s, pending_chars=pending_chars, since_mark=since_mark,
             rate=self.rate, clauses=self.clauses, wall_s=wall_s, margin_s=margin,
         )  # fmt: skip
         self.decide_by = decision.decide_by if decision.wait else None

@@ -618,6 +618,11 @@ class RealtimeSession:
         if isinstance(event, ContextDone):
             tail = float_to_int16(slot.resampler.flush())
             await self._queue_frames(slot, tail, final=True)
+            stats = slot.context.stats
+            self.gateway.metrics.record_phrasing(
+                self.transport, segments=stats.segments, mid_phrase_cuts=stats.mid_phrase_cuts,
+                pause_s=stats.pause_stretch_s,
+            )  # fmt: skip
 
     async def _output(self, slot: _Slot, item: np.ndarray | dict[str, Any]) -> None:
         if isinstance(item, dict):

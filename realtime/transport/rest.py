@@ -175,6 +175,11 @@ async def _rest_of_audio(
             gw.metrics.rtf.labels(engine).observe(context.stats.synth_wall_s / audio_s)
             gw.metrics.audio_seconds.labels(transport).inc(audio_s)
         gw.metrics.underruns.labels(transport).inc(context.playout.underruns)
+        stats = context.stats
+        gw.metrics.record_phrasing(
+            transport, segments=stats.segments, mid_phrase_cuts=stats.mid_phrase_cuts,
+            pause_s=stats.pause_stretch_s,
+        )  # fmt: skip
     finally:
         await encoded.aclose()
         await events.aclose()

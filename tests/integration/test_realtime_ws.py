@@ -677,6 +677,39 @@ def test_text_flush_speaks_the_buffer_without_ending_the_context(tone: LiveServe
     run(scenario())
 
 
+def phrasing_counters(live: LiveServer, transport: str) -> tuple[float, float]:
+    """`realtime_segments_total` and `realtime_mid_phrase_cuts_total` of `transport`."""
+    text = httpx.get(f"{live.url}/metrics").text
+
+    def value(name: str) -> float:
+        line = f'{name}{{transport="{transport}"}} '
+        return sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+
+    return value("realtime_segments_total"), value("realtime_mid_phrase_cuts_total")
+
+
+def test_mid_phrase_cuts_are_counted_per_transport(tone: LiveServer) -> None:
+    """A flush forces "I can help" out on its own: one mid-phrase cut of two segments. The context's
+    last segment never counts, whatever it ends with."""
+
+    async def scenario() -> None:
+        async with session(tone, query=TONE) as client:
+            await client.append("I can help", "m")
+            await client.send("text.flush", context_id="m")
+            await client.expect("segment.started", context_id="m")
+            await client.append(" with that and more", "m")
+            await client.done("m")
+            await client.expect("context.done", context_id="m")
+            assert [e["text"] for e in client.events("segment.started")] == [
+                "I can help",
+                "with that and more",
+            ]
+
+    segments, mid = phrasing_counters(tone, "websocket")
+    run(scenario())
+    assert phrasing_counters(tone, "websocket") == (segments + 2, mid + 1)
+
+
 def test_max_contexts_refuses_one_more_until_they_finish(tone: LiveServer) -> None:
     limit = tone.settings.max_contexts
 

@@ -315,3 +315,59 @@ def test_a_long_job_is_never_due_before_the_short_one_ahead_of_it() -> None:
         await asyncio.wait_for(consumer, 5)
 
     asyncio.run(main())
+
+
+def test_the_pause_after_a_sentence_stretches_with_silence_while_the_next_segment_synthesizes() -> None:
+    """The listener has heard everything (the clock jumps past the first segment's audio) and the
+    second segment is still synthesizing (300 ms): `sentence_pause_ms` of silence goes out first, a
+    step at a time as the listener is about to run dry, as part of the second segment, and is
+    counted; then its audio."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        engine = ToneEngine(ToneSettings(sample_rate=RATE, speed=200.0, latency_ms=300.0, chunk_ms=50.0))
+        ctx = SpeechContext(
+            engine, voice="mid", planner=PlannerSettings(sentence_pause_ms=400.0), clock=clock
+        )
+        await engine.start()
+        ctx.append("One sentence here. Then more words")
+        ctx.done()
+        events = ctx.events()
+        seen = []
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, SegmentDone) and event.segment_id == 0:
+                clock.advance(10.0)  # the listener ran dry long ago
+            elif isinstance(event, AudioOut) and clock.now() > 0:
+                clock.advance(event.samples.size / RATE)  # from now on it hears each step as it comes
+            if isinstance(event, SegmentDone) and event.segment_id == 1:
+                break
+        await events.aclose()
+        await engine.stop()
+        second = seen.index(next(e for e in seen if isinstance(e, SegmentStarted) and e.segment_id == 1))
+        audio = np.concatenate([e.samples for e in seen[second:] if isinstance(e, AudioOut)])
+        fade = ctx.stitcher.fade  # the first segment's held tail, faded into the silence
+        first_sound = fade + int(np.flatnonzero(np.abs(audio[fade:]) > 1e-6)[0])
+        assert first_sound == pytest.approx(0.4 * RATE, abs=fade + 1)
+        assert ctx.stats.pauses_stretched == 1
+        assert ctx.stats.pause_stretch_s == pytest.approx(0.4)
+
+    asyncio.run(main())
+
+
+def test_mid_phrase_cuts_are_counted_unless_the_segment_ends_the_context() -> None:
+    async def main() -> None:
+        engine, ctx = make()
+        await engine.start()
+        events = ctx.events()
+        ctx.append("I can help")
+        ctx.flush()
+        assert isinstance(await asyncio.wait_for(events.__anext__(), 5), SegmentStarted)
+        ctx.append(" with that. And more")
+        ctx.done()
+        started = [e.text for e in [e async for e in events] if isinstance(e, SegmentStarted)]
+        await engine.stop()
+        assert started == ["with that. And more"] or started == ["with that.", "And more"]
+        assert ctx.stats.mid_phrase_cuts == 1  # "I can help" only: "And more" ends the context
+
+    asyncio.run(main())
