@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 # A portable llama.cpp build (no -march=native), so the wheel runs on any x86-64 machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: serve test install install-test lint bench clean chromium
+.PHONY: serve test test-fast install install-test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ chromium:
 test: install-test chromium
 	$(BIN)/ruff check realtime tests loadtest
 	$(BIN)/python -m pytest -q
+
+# The inner loop: lint, the pure core and the unit tests (no server, no browser), in well under 60 s.
+test-fast: install-test
+	$(BIN)/ruff check realtime tests loadtest
+	$(BIN)/python -m pytest -q -m "not server and not browser"
 
 bench: install
 	$(BIN)/python -m loadtest.bench_rest

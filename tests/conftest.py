@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,26 @@ from tests.server import LiveServer
 for _name in list(os.environ):
     if _name.startswith("REALTIME_"):
         del os.environ[_name]
+
+
+_TESTS = Path(__file__).parent
+_SERVER_DIRS = {"integration", "robustness", "e2e"}
+_ORPHEUS_WORDS = ("orpheus", "snac")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers from where a test lives, so a new test file needs no decorator: `server` (a real
+    server on loopback: tests/integration, robustness, e2e), `browser` (Chromium: tests/e2e),
+    `orpheus` (the Orpheus LLM or SNAC, with the tiny models the tests build). `make test-fast`
+    runs what is left: the pure core and the unit tests."""
+    for item in items:
+        parts = Path(item.fspath).relative_to(_TESTS).parts
+        if parts[0] in _SERVER_DIRS:
+            item.add_marker(pytest.mark.server)
+        if parts[0] == "e2e":
+            item.add_marker(pytest.mark.browser)
+        if any(word in parts[-1] for word in _ORPHEUS_WORDS):
+            item.add_marker(pytest.mark.orpheus)
 
 
 @pytest.fixture(scope="session")
