@@ -175,9 +175,9 @@ def test_remote_backend_against_a_real_completions_server(models: dict[str, Path
 
 
 def test_missing_model_paths_fail_at_start_with_a_clear_message() -> None:
-    from realtime.control.settings import OrpheusSettings
     from realtime.engines.base import EngineError
     from realtime.engines.orpheus.engine import OrpheusEngine
+    from realtime.engines.orpheus.settings import OrpheusSettings
 
     with pytest.raises(EngineError, match="snac_model"):
         OrpheusEngine(OrpheusSettings(model=Path("x.gguf")))

@@ -8,9 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from realtime.control.settings import PlannerSettings, ToneSettings
+from realtime.control.settings import PlannerSettings
 from realtime.engines.base import EngineInfo, EngineStats, SynthesisJob, Voice
-from realtime.engines.tone import ToneEngine
+from realtime.engines.tone.engine import ToneEngine
+from realtime.engines.tone.settings import ToneSettings
 from realtime.session.clock import FakeClock
 from realtime.session.context import SpeechContext
 from realtime.session.events import AudioOut, ContextDone, SegmentDone, SegmentStarted

@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ...control.settings import OrpheusSettings, Settings
 from ..base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
 from .codes import FRAME_TOKENS, SAMPLE_RATE, FrameAssembler, format_prompt, frames_to_levels
 from .llm import GenerationRequest, TokenGenerator
+from .settings import OrpheusSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,6 @@ class OrpheusEngine:
         )
         self.batcher = None
         self._ready = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OrpheusEngine:
-        return cls(settings.orpheus)
 
     @property
     def ready(self) -> bool:

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..control.settings import Settings, ToneSettings
-from .base import EngineInfo, EngineStats, SynthesisJob, Voice
-from .worker_pool import Emit, WorkerPool
+from ..base import EngineInfo, EngineStats, SynthesisJob, Voice
+from ..worker_pool import Emit, WorkerPool
+from .settings import ToneSettings
 
 VOICES = (Voice("low", "Low tone"), Voice("mid", "Mid tone"), Voice("high", "High tone"))
 _BASE_HZ = {"low": 220.0, "mid": 330.0, "high": 440.0}
@@ -56,10 +56,6 @@ class ToneEngine:
         )
         self._pool = WorkerPool(config.workers, name="tone", stats=self.stats, sample_rate=config.sample_rate)
         self._ready = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ToneEngine:
-        return cls(settings.tone)
 
     @property
     def ready(self) -> bool:

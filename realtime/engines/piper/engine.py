@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..control.settings import PiperSettings, Settings
-from .base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
-from .onnx_arena import IdleTrimmer, ShrinkableSession
+from ..base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
+from ..onnx_arena import IdleTrimmer, ShrinkableSession
+from ..worker_pool import Emit, WorkerPool
 from .phoneme_runs import split_phonemes
-from .worker_pool import Emit, WorkerPool
+from .settings import PiperSettings
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,6 @@ class PiperEngine:
         self._pool = WorkerPool(workers, name="piper", stats=self.stats, sample_rate=self.info.sample_rate)
         self._trimmer = IdleTrimmer(self._pool, self._arena_trims, after_s=config.arena_trim_idle_s)
         self._ready = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PiperEngine:
-        return cls(settings.piper)
 
     @property
     def ready(self) -> bool:
