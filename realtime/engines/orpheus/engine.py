@@ -19,7 +19,15 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
+from ..base import (
+    EngineCapabilities,
+    EngineError,
+    EngineInfo,
+    EngineStats,
+    SchedulingHints,
+    SynthesisJob,
+    Voice,
+)
 from .codes import FRAME_TOKENS, SAMPLE_RATE, FrameAssembler, format_prompt, frames_to_levels
 from .llm import GenerationRequest, TokenGenerator
 from .settings import OrpheusSettings
@@ -72,13 +80,8 @@ class OrpheusEngine:
             sample_rate=SAMPLE_RATE,
             voices=tuple(Voice(v, v, "en") for v in config.voices),
             default_voice=config.default_voice,
-            granularity="token",
-            max_batch=config.max_sequences,
-            workers=config.max_sequences,
-            supports_speed=False,
-            nominal_speed=1.5,
-            audio_per_char_s=0.065,
-            device=config.device,
+            capabilities=EngineCapabilities(streaming="token", batching=True, device=config.device),
+            hints=SchedulingHints(nominal_speed=1.5, audio_per_char_s=0.065),
         )
         self.batcher = None
         self._ready = False
@@ -123,8 +126,7 @@ class OrpheusEngine:
         await self.generator.stop()
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
-        if job.voice not in self.config.voices:
-            raise EngineError(f"unknown orpheus voice {job.voice!r}")
+        self.info.check(job.voice, job.speed)
         if not self._ready or self.batcher is None:
             raise EngineError("orpheus is not loaded")
         return self._speak(job)

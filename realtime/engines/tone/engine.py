@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..base import EngineInfo, EngineStats, SynthesisJob, Voice
+from ..base import EngineCapabilities, EngineInfo, EngineStats, SchedulingHints, SynthesisJob, Voice
 from ..worker_pool import Emit, WorkerPool
 from .settings import ToneSettings
 
@@ -49,10 +49,8 @@ class ToneEngine:
             sample_rate=config.sample_rate,
             voices=VOICES,
             default_voice="mid",
-            granularity="chunk",
-            workers=config.workers,
-            nominal_speed=config.speed,
-            audio_per_char_s=config.ms_per_char / 1000.0,
+            capabilities=EngineCapabilities(streaming="chunk", speed=True),
+            hints=SchedulingHints(nominal_speed=config.speed, audio_per_char_s=config.ms_per_char / 1000.0),
         )
         self._pool = WorkerPool(config.workers, name="tone", stats=self.stats, sample_rate=config.sample_rate)
         self._ready = False
@@ -90,4 +88,5 @@ class ToneEngine:
             emit(chunk)
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        self.info.check(job.voice, job.speed)
         return self._pool.stream(job, self._work)
