@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 
-from realtime.control.settings import PiperSettings
 from realtime.engines.base import SynthesisJob
-from realtime.engines.piper import PiperEngine
+from realtime.engines.piper.engine import PiperEngine
+from realtime.engines.piper.settings import PiperSettings
 
 from .common import PARAGRAPH, long_text, percentile
 

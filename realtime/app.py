@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 
 import uvicorn
@@ -73,6 +74,7 @@ async def info(request: Request) -> Response:
             "name": "realtime-voice-gateway",
             "engines": list(gw.engines.engines),
             "default_engine": gw.engines.default,
+            "capabilities": {name: asdict(e.info.capabilities) for name, e in gw.engines.engines.items()},
             "ready": gw.ready,
             "endpoints": [
                 "/v1/audio/speech",

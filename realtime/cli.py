@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _say(args: argparse.Namespace) -> int:
     from .audio.output import AudioOutput
     from .control.settings import load_settings
+    from .engines.base import UnsupportedRequest
     from .gateway import Gateway
     from .session.events import AudioOut, ContextError
 
@@ -49,6 +50,11 @@ async def _say(args: argparse.Namespace) -> int:
     fmt = args.format or _EXT_FORMATS.get(Path(args.output).suffix.lower(), "wav")
     try:
         selection = gateway.voices.resolve(None, args.voice)
+        try:
+            selection.engine.info.check(selection.voice, args.speed)
+        except UnsupportedRequest as exc:
+            print(exc, file=sys.stderr)
+            return 2
         await gateway.engines.start()
         if gateway.engines.load_errors:
             print(f"engine failed to load: {gateway.engines.load_errors}", file=sys.stderr)

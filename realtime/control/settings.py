@@ -3,15 +3,17 @@
 Precedence, highest first: explicit keyword arguments (the CLI), environment
 variables, the TOML file named by `REALTIME_CONFIG`, the defaults below.
 Nested tables use `__` in environment names, e.g. `REALTIME_PIPER__WORKERS=2`.
+Each engine's section (`piper`, `orpheus`, ...) is its own folder's settings
+model, added here from the engine registry: a new engine adds no line here.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,47 +21,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DEFAULT_ORPHEUS_PROMPT = "<custom_token_3><|begin_of_text|>{voice}: {text}<|eot_id|><custom_token_4><custom_token_5><custom_token_1>"
-"""What Orpheus was trained on: start-of-human, text, end-of-human, start-of-AI, start-of-speech."""
+from ..engines.registry import ENGINES
 
 OPENAI_VOICES = (
     "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
     "nova", "sage", "shimmer", "verse", "marin", "cedar",
 )  # fmt: skip
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-
-
-class PiperSettings(BaseModel):
-    model: Path | None = None
-    """A Piper `.onnx` voice; empty means the embedded `en_US-joe-medium`."""
-    voices_dir: Path | None = None
-    """Extra voices: every `NAME.onnx` with its `NAME.onnx.json` in this directory."""
-    workers: int = Field(default=0, ge=0, le=64)
-    """Concurrent inference workers; 0 picks one per CPU core."""
-    threads_per_worker: int = Field(default=1, ge=1, le=64)
-    spin_wait: bool = True
-    """Let idle ONNX Runtime threads spin (lower latency when cores are free)."""
-    use_cuda: bool = False
-    max_phonemes_per_run: int = Field(default=160, ge=16, le=4096)
-    """Longest phoneme sequence synthesized in one model call at speed 1 (fewer when slower): ~8 s of
-    audio, ~170 MB of ONNX Runtime memory while it runs. A longer sentence (over ~150 characters of
-    English) is cut at a clause mark, else at a word boundary."""
-    arena_trim_idle_s: float = Field(default=10.0, ge=0)
-    """Give ONNX Runtime's unused CPU arena memory back once the engine has been idle this long (0: never;
-    with CUDA, GPU memory is not trimmed)."""
-
-
-class ToneSettings(BaseModel):
-    """The synthetic test engine: `speed` x real time, `latency_ms` before the first chunk."""
-
-    sample_rate: int = Field(default=24000, ge=8000, le=48000)
-    speed: float = Field(default=50.0, gt=0)
-    latency_ms: float = Field(default=5.0, ge=0)
-    ms_per_char: float = Field(default=60.0, gt=0)
-    chunk_ms: float = Field(default=100.0, gt=0)
-    workers: int = Field(default=2, ge=1, le=64)
-    load_delay_s: float = Field(default=0.0, ge=0)
-    """Simulated model load time, to exercise readiness gating."""
 
 
 class PlannerSettings(BaseModel):
@@ -97,68 +65,14 @@ class PlannerSettings(BaseModel):
     deadlines count from the real start, so a held context does not take workers from playing ones."""
 
 
-ORPHEUS_VOICES = ["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]
-
-
-class OrpheusSettings(BaseModel):
-    """Orpheus: an LLM emitting SNAC codes (in-process GGUF or a remote completions server) + SNAC."""
-
-    backend: Literal["local", "remote"] = "local"
-    model: Path | None = None
-    """The Orpheus GGUF (backend `local`)."""
-    remote_url: str | None = None
-    """An OpenAI-compatible server's base URL including `/v1` (backend `remote`): llama.cpp's server, vLLM."""
-    remote_model: str = "orpheus"
-    remote_api_key: str | None = None
-    remote_extra: dict[str, Any] = {}
-    """Extra fields for each `/v1/completions` request (e.g. `{"skip_special_tokens": false}` for vLLM)."""
-    snac_model: Path | None = None
-    """A SNAC 24 kHz checkpoint directory (`config.json` + `pytorch_model.bin`)."""
-    prompt_template: str = DEFAULT_ORPHEUS_PROMPT
-    voices: list[str] = ORPHEUS_VOICES
-    default_voice: str = "tara"
-    max_sequences: int = Field(default=4, ge=1, le=256)
-    """Sequences generated together in one batch (local backend); also the engine's concurrency."""
-    n_ctx: int = Field(default=8192, ge=256)
-    """Context shared by all sequences (each gets n_ctx / max_sequences)."""
-    n_threads: int = Field(default=0, ge=0, le=256)
-    """llama.cpp threads; 0: all cores but one."""
-    n_gpu_layers: int = Field(default=0, ge=-1)
-    """Layers offloaded to the GPU (-1: all) when llama.cpp was built with CUDA."""
-    max_tokens: int = Field(default=1200, ge=7)
-    """Codec tokens per segment (~82 per second of audio)."""
-    temperature: float = Field(default=0.6, ge=0)
-    top_p: float = Field(default=0.8, gt=0, le=1)
-    repetition_penalty: float = Field(default=1.1, ge=1)
-    seed: int | None = None
-    """Reproducible speech: the same text and voice sample the same tokens (None: random)."""
-    kv_cache_type: Literal["f16", "f32", "bf16", "q8_0", "q4_0"] = "f16"
-    """llama.cpp KV cache type (local backend); quantized caches need flash attention."""
-    flash_attn: bool | None = None
-    """llama.cpp flash attention (local backend); empty: llama.cpp decides."""
-    device: str = "cpu"
-    """Where SNAC decodes: `cpu` or `cuda` (falls back to the CPU with a warning)."""
-    decoder_noise: Literal["positional", "random", "off"] = "positional"
-    """SNAC's noise injection: `positional` (fixed per sample position, so windows and batch-mates
-    agree), `random` (SNAC's own), `off`."""
-    decode_batch: int = Field(default=0, ge=0, le=256)
-    """Windows SNAC decodes in one call, across sessions; 0: 16 on CUDA, 1 on a CPU (where a batch
-    costs as much as its windows one by one and only idles the other workers: docs/BENCHMARKS.md)."""
-    decode_wait_ms: float = Field(default=2.0, ge=0)
-    """How long a decode waits for batch-mates."""
-    decode_workers: int = Field(default=1, ge=1, le=64)
-    first_frames: int = Field(default=2, ge=1, le=4)
-    """Frames (of 7 tokens) before the first audio: 2 means after 14 tokens."""
-    low_latency: bool = False
-    """Small decode windows throughout (more decode work, less audio held back)."""
-
-
 class WebRtcSettings(BaseModel):
     ice_servers: list[str] = []
     """STUN/TURN URLs offered to aiortc; empty: host candidates only (LAN, loopback, a public IP)."""
 
 
-class Settings(BaseSettings):
+class CoreSettings(BaseSettings):
+    """Everything but the engines' own sections (see `Settings`)."""
+
     model_config = SettingsConfigDict(env_prefix="REALTIME_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
@@ -210,11 +124,8 @@ class Settings(BaseSettings):
     """Output rate of `/v1/audio/speech` (OpenAI uses 24 kHz)."""
     log_level: str = "INFO"
     log_format: str = "json"
-    piper: PiperSettings = PiperSettings()
-    tone: ToneSettings = ToneSettings()
     planner: PlannerSettings = PlannerSettings()
     webrtc: WebRtcSettings = WebRtcSettings()
-    orpheus: OrpheusSettings = OrpheusSettings()
     web_dir: Path | None = None
     """The browser page served at `/`; empty: the `web/` folder beside the package (if present)."""
 
@@ -226,7 +137,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _reset_after_send_timeout(self) -> Settings:
+    def _reset_after_send_timeout(self) -> CoreSettings:
         if self.unacked_timeout_s and self.unacked_timeout_s <= self.send_timeout_s:
             raise ValueError(
                 "unacked_timeout_s must be 0 or longer than send_timeout_s: the session gives up on a client "
@@ -261,6 +172,25 @@ class Settings(BaseSettings):
     @property
     def default_engine(self) -> str:
         return self.engines[0]
+
+
+def _engine_sections() -> dict[str, Any]:
+    sections: dict[str, Any] = {}
+    for name, spec in ENGINES.items():
+        if name in CoreSettings.model_fields:
+            raise RuntimeError(f"engine name {name!r} collides with the setting of that name")
+        model = spec.settings_model()
+        sections[name] = (model, Field(default_factory=model, description=f"The {name} engine's settings."))
+    return sections
+
+
+Settings = create_model(
+    "Settings",
+    __base__=CoreSettings,
+    __module__=__name__,
+    __doc__="The settings root: `CoreSettings` plus one section per registered engine.",
+    **_engine_sections(),
+)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -18,6 +18,8 @@ import numpy as np
 from ..ewma import Ewma
 
 Granularity = Literal["segment", "sentence", "chunk", "token"]
+"""How finely audio streams out of a job: `segment` (all of it at the end), `sentence` (one piece per
+sentence, or per bounded run of a long one), `chunk` (fixed slices), `token` (as a model generates)."""
 
 
 @dataclass(frozen=True)
@@ -30,20 +32,33 @@ class Voice:
 
 
 @dataclass(frozen=True)
-class EngineInfo:
-    """What a session needs to know to schedule work on an engine."""
+class EngineCapabilities:
+    """What an engine can do for a request, as opposed to how fast it is (`SchedulingHints`).
 
-    name: str
-    sample_rate: int
-    voices: tuple[Voice, ...]
-    default_voice: str
-    granularity: Granularity = "sentence"
-    """Smallest unit the engine streams audio in."""
-    max_batch: int = 1
-    """How many jobs the engine can serve in one batch (1: no batching)."""
-    workers: int = 1
-    """How many jobs run concurrently."""
-    supports_speed: bool = True
+    Requests are checked against these at the edge (`EngineInfo.check`), clients read them in
+    `/v1/info`, and the contract test (tests/integration/test_engine_contract.py) holds every
+    registered engine to what it declares. The defaults promise nothing.
+    """
+
+    streaming: Granularity = "segment"
+    speed: bool = False
+    """Honours `SynthesisJob.speed`. Without it, a speed other than 1 is refused (`UnsupportedSpeedError`)
+    rather than ignored: an engine that cannot change speed gets no silent time-stretch either."""
+    batching: bool = False
+    """Serves concurrent jobs of different sessions in shared model calls: throughput grows with load."""
+    timestamps: bool = False
+    """Word timings for its audio (alignment). Reserved: the protocol carries no timings yet, so the
+    contract test refuses an engine declaring it until it does (docs/ADDING_AN_ENGINE.md)."""
+    voice_cloning: bool = False
+    """Speaks in a voice given by a reference recording. Reserved like `timestamps`."""
+    device: str = "cpu"
+    """Where this instance runs its inference (`cpu`, `cuda`, `remote` for an upstream server)."""
+
+
+@dataclass(frozen=True)
+class SchedulingHints:
+    """Priors the scheduler starts from until it has measured the engine (`SpeechContext`, `ChunkPlanner`)."""
+
     nominal_speed: float = 10.0
     """Expected audio seconds per wall second for one job: a seed for the planner's EWMA, and the
     synthesis speed assumed for deadlines until `EngineStats.recent_speed` has a measurement."""
@@ -51,10 +66,31 @@ class EngineInfo:
     """Expected audio seconds per input character; a seed for the planner's audio model."""
     audio_per_segment_s: float = 0.0
     """Expected audio every segment adds whatever its length (lead-in, trailing silence); a seed too."""
-    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """An engine's identity, output format, voices, capabilities and scheduling hints."""
+
+    name: str
+    sample_rate: int
+    voices: tuple[Voice, ...]
+    default_voice: str
+    capabilities: EngineCapabilities = EngineCapabilities()
+    hints: SchedulingHints = SchedulingHints()
 
     def has_voice(self, voice: str) -> bool:
         return any(v.id == voice for v in self.voices)
+
+    def check(self, voice: str, speed: float = 1.0) -> None:
+        """Refuse a request this engine cannot serve, with an error that names the field to fix."""
+        if not self.has_voice(voice):
+            raise UnknownVoiceError(f"unknown {self.name} voice {voice!r}")
+        if speed != 1.0 and not self.capabilities.speed:
+            raise UnsupportedSpeedError(
+                f"engine '{self.name}' cannot change speed (asked for {speed:g}); send speed 1.0 "
+                "or choose an engine that can"
+            )
 
 
 class CancelToken:
@@ -156,8 +192,23 @@ class Engine(Protocol):
         """Jobs running or waiting per worker (0: idle; 1: every worker busy)."""
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
-        """Stream float32 mono audio at `info.sample_rate` for `job`."""
+        """Stream float32 mono audio at `info.sample_rate` for `job`; `info.check` refuses what the
+        engine cannot do before any work starts."""
 
 
 class EngineError(RuntimeError):
     """An engine failed to load or to synthesize."""
+
+
+class UnsupportedRequest(EngineError):
+    """A request asks for something the engine does not offer; `param` names the field to change."""
+
+    param = ""
+
+
+class UnknownVoiceError(UnsupportedRequest):
+    param = "voice"
+
+
+class UnsupportedSpeedError(UnsupportedRequest):
+    param = "speed"

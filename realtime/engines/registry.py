@@ -1,7 +1,11 @@
-"""Builds engines by name from settings, importing each backend only when used.
+"""Every engine the server can run: the one line a new engine adds, and the registry of loaded ones.
 
-Adding an engine means adding one line here: no `isinstance` branching on
-backends anywhere else. Nothing is loaded at import time.
+A spec names an engine's package; by convention the package holds `engine.py`
+(the engine class, built from its settings model) and `settings.py` (that
+pydantic model, pydantic only). The settings root imports the settings models
+to aggregate one section per engine (`[piper]`, `REALTIME_ORPHEUS__...`); an
+engine's own code is imported only when `engines` names it, and nothing loads a
+model at import time. Nothing else branches on an engine's name or type.
 """
 
 from __future__ import annotations
@@ -9,27 +13,55 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from ..control.settings import Settings
-from .base import Engine
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from ..control.settings import Settings
+    from .base import Engine
 
 log = logging.getLogger(__name__)
 
-FACTORIES: dict[str, str] = {
-    "piper": "realtime.engines.piper:PiperEngine",
-    "tone": "realtime.engines.tone:ToneEngine",
-    "orpheus": "realtime.engines.orpheus.engine:OrpheusEngine",
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Where an engine lives: `{package}.engine:{engine}` and `{package}.settings:{settings}`."""
+
+    package: str
+    engine: str
+    settings: str
+
+    def settings_model(self) -> type[BaseModel]:
+        model = getattr(importlib.import_module(f"{self.package}.settings"), self.settings)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"{self.package}.settings.{self.settings} is not a pydantic model")
+        return model
+
+    def build(self, config: Any) -> Engine:
+        """Construct the engine (cheap: loading happens in its `start`)."""
+        return getattr(importlib.import_module(f"{self.package}.engine"), self.engine)(config)
+
+
+ENGINES: dict[str, EngineSpec] = {
+    "piper": EngineSpec("realtime.engines.piper", engine="PiperEngine", settings="PiperSettings"),
+    "tone": EngineSpec("realtime.engines.tone", engine="ToneEngine", settings="ToneSettings"),
+    "orpheus": EngineSpec("realtime.engines.orpheus", engine="OrpheusEngine", settings="OrpheusSettings"),
 }
+"""Name (as in `engines`, the `model` field, and the settings section) -> spec."""
 
 
-def engine_factory(name: str) -> Callable[[Settings], Engine]:
+def spec(name: str) -> EngineSpec:
     try:
-        target = FACTORIES[name]
+        return ENGINES[name]
     except KeyError:
-        raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(FACTORIES))}") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls).from_settings
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(ENGINES))}") from None
+
+
+def build_engine(name: str, settings: Settings) -> Engine:
+    """The engine `name`, configured by its section of `settings`."""
+    return spec(name).build(getattr(settings, name))
 
 
 class EngineRegistry:
@@ -42,7 +74,7 @@ class EngineRegistry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineRegistry:
-        engines = {name: engine_factory(name)(settings) for name in settings.engines}
+        engines = {name: build_engine(name, settings) for name in settings.engines}
         return cls(engines, settings.default_engine)
 
     def get(self, name: str | None) -> Engine | None:

@@ -1,8 +1,8 @@
 """Runs blocking synthesis work in threads, admitting jobs earliest-deadline-first.
 
 Every engine that does CPU/GPU-bound inference shares this: a fixed number of
-worker slots (threads), a deadline-ordered wait list in front of them, and a
-bridge that streams chunks from the worker thread back to the event loop as
+worker slots (threads), a `DeadlineGate` in front of them (the admission async
+engines use too), and a bridge that streams chunks from the worker thread back to the event loop as
 they are produced. A job whose consumer goes away is cancelled through its
 token; its slot is only released when the thread has really stopped, so the
 slot count always matches the work in flight.
@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .admission import DeadlineGate
 from .base import EngineStats, SynthesisJob
-from .deadline_queue import Deadline, DeadlineQueue
 
 log = logging.getLogger(__name__)
 
@@ -52,74 +52,45 @@ class WorkerPool:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
-        self._free = workers
-        self._waiting: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue()
+        self.gate = DeadlineGate(workers)
         self._threads = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=name, initializer=_lower_priority, initargs=(nice,)
         )
         self._stats = stats
         self._sample_rate = sample_rate
-        self.jobs_started = 0
-        """Slots handed out so far (jobs and one-off calls)."""
-        self._idle_since: float | None = time.monotonic()
+
+    @property
+    def jobs_started(self) -> int:
+        """Slots asked for so far (jobs and one-off calls)."""
+        return self.gate.admitted
 
     @property
     def queue_depth(self) -> int:
-        return len(self._waiting)
+        return self.gate.queue_depth
 
     @property
     def busy(self) -> int:
-        return self.workers - self._free
+        return self.gate.busy
 
     @property
     def load(self) -> float:
         """Jobs running or waiting, per worker: how long a newcomer will likely wait."""
-        return (self.busy + len(self._waiting)) / self.workers
+        return self.gate.load
 
     def idle_for(self) -> float | None:
         """Seconds since the last slot was given back with nothing waiting; None while busy."""
-        return None if self._idle_since is None else time.monotonic() - self._idle_since
-
-    async def _acquire(self, deadline: Deadline) -> None:
-        self.jobs_started += 1
-        self._idle_since = None
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = self._waiting.push(fut, deadline)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._release()  # we were handed a slot as we were cancelled: pass it on
-            else:
-                self._waiting.remove(entry)
-            raise
-
-    def _release(self) -> None:
-        while self._waiting:
-            fut = self._waiting.pop()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self._free += 1
-        if self._free == self.workers:
-            self._idle_since = time.monotonic()
+        return self.gate.idle_for()
 
     async def run_blocking(self, fn: Callable[[], object], deadline: float = 0.0) -> object:
         """Run a one-off blocking call (e.g. warm-up) in a worker slot."""
-        await self._acquire(lambda: deadline)
-        try:
+        async with self.gate.slot(lambda: deadline):
             return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
-        finally:
-            self._release()
 
     async def stream(self, job: SynthesisJob, work: Work) -> AsyncIterator[np.ndarray]:
         """Wait for a slot in deadline order, run `work` in a thread, yield its chunks.
 
         `job.deadline` is read whenever a slot frees up: its session may move it while the job waits."""
-        await self._acquire(lambda: job.deadline)
+        await self.gate.acquire(lambda: job.deadline)
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[object] = asyncio.Queue()
         audio_samples = 0
@@ -152,7 +123,7 @@ class WorkerPool:
                 loop.call_soon_threadsafe(chunks.put_nowait, _DONE)
 
         future = loop.run_in_executor(self._threads, run)
-        future.add_done_callback(lambda _f: self._release())
+        future.add_done_callback(lambda _f: self.gate.release())  # once the thread has really stopped
         try:
             while True:
                 item = await chunks.get()

@@ -104,9 +104,9 @@ class SpeechContext:
         self.max_ahead_s = max_ahead_s
         self.planner = ChunkPlanner(
             planner,
-            nominal_speed=engine.info.nominal_speed,
-            audio_per_char_s=engine.info.audio_per_char_s,
-            audio_per_segment_s=engine.info.audio_per_segment_s,
+            nominal_speed=engine.info.hints.nominal_speed,
+            audio_per_char_s=engine.info.hints.audio_per_char_s,
+            audio_per_segment_s=engine.info.hints.audio_per_segment_s,
         )
         self.segmenter = Segmenter(max_buffer_chars=max_text_chars)
         self.stitcher = Stitcher(self.sample_rate, crossfade_ms)
@@ -229,7 +229,7 @@ class SpeechContext:
 
     def _engine_speed(self) -> float:
         """The engine's own synthesis speed (audio per second of a running job), queueing excluded."""
-        return self.engine.stats.recent_speed or self.engine.info.nominal_speed
+        return self.engine.stats.recent_speed or self.engine.info.hints.nominal_speed
 
     def _refresh_deadlines(self) -> None:
         """Set every job's deadline to its latest start: when the audio ahead of it runs out, less

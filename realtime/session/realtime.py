@@ -31,6 +31,7 @@ from ..audio.encoders import StreamEncoder, create_encoder
 from ..audio.pcm import float_to_int16
 from ..audio.resample import StreamResampler
 from ..control.voices import Selection, UnknownModel, UnknownVoice
+from ..engines.base import UnsupportedRequest
 from .clock import Clock, MonotonicClock
 from .config import ConfigError, OutputConfig, SessionConfig, apply_update
 from .context import SpeechContext
@@ -152,12 +153,17 @@ class RealtimeSession:
     # -- configuration ----------------------------------------------------------------------
 
     def _resolve(self, config: SessionConfig) -> Selection:
+        """The engine and voice `config` names, refused (ConfigError) if the engine cannot serve it."""
         try:
-            return self.gateway.voices.resolve(config.engine, config.voice)
+            selection = self.gateway.voices.resolve(config.engine, config.voice)
+            selection.engine.info.check(selection.voice, config.speed)
         except UnknownModel as exc:
             raise ConfigError("engine", str(exc)) from None
         except UnknownVoice as exc:
             raise ConfigError("voice", str(exc)) from None
+        except UnsupportedRequest as exc:
+            raise ConfigError(exc.param, str(exc)) from None
+        return selection
 
     def _configure_vad(self) -> None:
         audio = self.config.input_audio

@@ -25,6 +25,7 @@ from ..audio.output import AudioOutput
 from ..control.auth import LimitExceeded, extract_key
 from ..control.logs import session_id as session_id_var
 from ..control.voices import UnknownModel, UnknownVoice
+from ..engines.base import UnsupportedRequest
 from ..gateway import Gateway
 from ..session.context import SpeechContext
 from ..session.events import AudioOut, ContextError, ContextEvent
@@ -56,6 +57,10 @@ async def speech(request: Request) -> Response:
     except UnknownVoice as exc:
         raise ApiError(404, str(exc), param="voice", code="voice_not_found") from None
     engine = selection.engine
+    try:
+        engine.info.check(selection.voice, req.speed)
+    except UnsupportedRequest as exc:
+        raise ApiError(400, str(exc), param=exc.param, code=f"unsupported_{exc.param}") from None
     if not engine.ready:
         raise ApiError(
             503, f"engine '{engine.info.name}' is still loading; retry shortly", code="engine_not_ready"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from realtime.control.settings import load_settings
-from realtime.engines.piper import embedded_voice
+from realtime.engines.piper.engine import embedded_voice
 from tests.audio_check import decode
 from tests.server import LiveServer
 

@@ -162,6 +162,28 @@ def test_unknown_voice_is_a_clear_error(orpheus_server: LiveServer) -> None:
     assert response.json()["error"]["param"] == "voice"
 
 
+def test_a_speed_orpheus_cannot_honour_is_refused_not_ignored(orpheus_server: LiveServer) -> None:
+    """Orpheus declares no speed capability: speed 1 is served, any other speed is a clear error."""
+    body = {"model": "orpheus", "voice": "tara", "input": "Hi.", "response_format": "pcm"}
+    response = httpx.post(f"{orpheus_server.url}/v1/audio/speech", json={**body, "speed": 1.5}, timeout=30)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "speed" and error["code"] == "unsupported_speed"
+    assert "engine 'orpheus' cannot change speed" in error["message"]
+    assert speech(orpheus_server, "Hi.").size > 0  # speed 1 (the default) is served as before
+    ok = httpx.post(f"{orpheus_server.url}/v1/audio/speech", json={**body, "speed": 1.0}, timeout=60)
+    assert ok.status_code == 200 and len(ok.content) > 0
+
+    async def scenario() -> None:
+        async with session(orpheus_server, query={"engine": "orpheus"}) as client:
+            await client.send("session.update", speed=2.0)
+            error = await client.expect("error")
+            assert error["code"] == "invalid_config" and "cannot change speed" in error["message"]
+            assert client.events("session.updated") == []
+
+    run(scenario())
+
+
 def test_remote_backend_against_a_real_completions_server(models: dict[str, Path], tmp_path: Path) -> None:
     with llama_server(models["framed"], tmp_path / "llama.log") as base:
         settings = orpheus_settings(models, backend="remote", remote_url=base, model=None)
@@ -175,9 +197,9 @@ def test_remote_backend_against_a_real_completions_server(models: dict[str, Path
 
 
 def test_missing_model_paths_fail_at_start_with_a_clear_message() -> None:
-    from realtime.control.settings import OrpheusSettings
     from realtime.engines.base import EngineError
     from realtime.engines.orpheus.engine import OrpheusEngine
+    from realtime.engines.orpheus.settings import OrpheusSettings
 
     with pytest.raises(EngineError, match="snac_model"):
         OrpheusEngine(OrpheusSettings(model=Path("x.gguf")))

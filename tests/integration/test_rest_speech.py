@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from realtime.engines.tone import tone_samples
+from realtime.engines.tone.engine import tone_samples
 from tests.audio_check import decode
 from tests.server import LiveServer, wait_for
 

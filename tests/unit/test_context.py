@@ -8,9 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from realtime.control.settings import PlannerSettings, ToneSettings
-from realtime.engines.base import EngineInfo, EngineStats, SynthesisJob, Voice
-from realtime.engines.tone import ToneEngine
+from realtime.control.settings import PlannerSettings
+from realtime.engines.base import EngineInfo, EngineStats, SchedulingHints, SynthesisJob, Voice
+from realtime.engines.tone.engine import ToneEngine
+from realtime.engines.tone.settings import ToneSettings
 from realtime.session.clock import FakeClock
 from realtime.session.context import SpeechContext
 from realtime.session.events import AudioOut, ContextDone, SegmentDone, SegmentStarted
@@ -177,7 +178,7 @@ class ScriptedEngine:
     def __init__(self, audio_per_char_s: float) -> None:
         self.info = EngineInfo(
             name="scripted", sample_rate=RATE, voices=(Voice("v", "v"),), default_voice="v",
-            audio_per_char_s=audio_per_char_s,
+            hints=SchedulingHints(audio_per_char_s=audio_per_char_s),
         )  # fmt: skip
         self.stats = EngineStats()
         self.ready, self.queue_depth, self.load = True, 0, 2.0
@@ -298,7 +299,8 @@ def test_a_long_job_is_never_due_before_the_short_one_ahead_of_it() -> None:
     async def main() -> None:
         clock = FakeClock(100.0)
         engine = ScriptedEngine(audio_per_char_s=0.1)
-        engine.info = dataclasses.replace(engine.info, nominal_speed=1.0)  # a slow engine: 1x real time
+        slow = dataclasses.replace(engine.info.hints, nominal_speed=1.0)  # a slow engine: 1x real time
+        engine.info = dataclasses.replace(engine.info, hints=slow)
         planner = PlannerSettings(first_deadline_ms=250.0, first_max_chars=12, loaded_first_max_chars=12)
         ctx = SpeechContext(engine, voice="v", planner=planner, clock=clock)
         ctx.append("Hi, and then a much longer sentence follows here.")

@@ -4,5 +4,6 @@
 llama.cpp, or a remote OpenAI-compatible completions server), `snac_model` the
 SNAC codec (loading, positional noise, decoding windows), `snac_stream` an
 utterance's frames cut into windows with clean seams, `snac_batcher` the decoder
-shared and batched across sessions, and `engine` the glue.
+shared and batched across sessions, `engine` the glue, and `settings` its
+settings and their constants (pydantic only). README.md: how it works and why.
 """

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...control.settings import DEFAULT_ORPHEUS_PROMPT
+from .settings import DEFAULT_ORPHEUS_PROMPT
 
 CODE_OFFSET = 10
 """`<custom_token_N>` numbers below this are markers, not audio."""

@@ -12,6 +12,7 @@ stream's windows grow as its audio gets ahead of playback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
@@ -19,10 +20,19 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ...control.settings import OrpheusSettings, Settings
-from ..base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
+from ..admission import DeadlineGate
+from ..base import (
+    EngineCapabilities,
+    EngineError,
+    EngineInfo,
+    EngineStats,
+    SchedulingHints,
+    SynthesisJob,
+    Voice,
+)
 from .codes import FRAME_TOKENS, SAMPLE_RATE, FrameAssembler, format_prompt, frames_to_levels
 from .llm import GenerationRequest, TokenGenerator
+from .settings import OrpheusSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,8 @@ def build_generator(config: OrpheusSettings) -> TokenGenerator:
 
 
 class OrpheusEngine:
+    """Generations admitted in deadline order, `max_sequences` at a time, decoded by a shared SNAC."""
+
     def __init__(self, config: OrpheusSettings) -> None:
         if config.snac_model is None:
             raise EngineError("orpheus needs orpheus.snac_model: a SNAC 24 kHz checkpoint directory")
@@ -72,20 +84,14 @@ class OrpheusEngine:
             sample_rate=SAMPLE_RATE,
             voices=tuple(Voice(v, v, "en") for v in config.voices),
             default_voice=config.default_voice,
-            granularity="token",
-            max_batch=config.max_sequences,
-            workers=config.max_sequences,
-            supports_speed=False,
-            nominal_speed=1.5,
-            audio_per_char_s=0.065,
-            device=config.device,
+            capabilities=EngineCapabilities(streaming="token", batching=True, device=config.device),
+            hints=SchedulingHints(nominal_speed=1.5, audio_per_char_s=0.065),
         )
+        self.gate = DeadlineGate(config.max_sequences)
+        """Admission: the generator batches what it is given, so what waits, waits here in deadline
+        order (the generator's own queue would serve it first come, first served)."""
         self.batcher = None
         self._ready = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OrpheusEngine:
-        return cls(settings.orpheus)
 
     @property
     def ready(self) -> bool:
@@ -93,11 +99,11 @@ class OrpheusEngine:
 
     @property
     def queue_depth(self) -> int:
-        return int(getattr(self.generator, "waiting_requests", 0))
+        return self.gate.queue_depth + int(getattr(self.generator, "waiting_requests", 0))
 
     @property
     def load(self) -> float:
-        return (self.generator.active_sequences + self.queue_depth) / self.config.max_sequences
+        return self.gate.load
 
     async def start(self) -> None:
         from .snac_batcher import SnacBatcher
@@ -127,13 +133,22 @@ class OrpheusEngine:
         await self.generator.stop()
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
-        if job.voice not in self.config.voices:
-            raise EngineError(f"unknown orpheus voice {job.voice!r}")
+        self.info.check(job.voice, job.speed)
         if not self._ready or self.batcher is None:
             raise EngineError("orpheus is not loaded")
         return self._speak(job)
 
     async def _speak(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        async with self.gate.slot(lambda: job.deadline):
+            if job.cancel.cancelled:
+                return  # cancelled while it waited: nothing started, nothing to undo
+            # Closed explicitly: a consumer that goes away must free the sequence before the slot.
+            async with contextlib.aclosing(self._generate(job)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def _generate(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        """One generation, decoded as its frames arrive; runs while holding an admission slot."""
         from .snac_stream import SnacStream, WindowPlanner
 
         assert self.batcher is not None
@@ -183,7 +198,7 @@ class OrpheusEngine:
                 samples += tail.size
                 yield tail
             outcome = "completed"
-        except GeneratorExit:
+        except (GeneratorExit, asyncio.CancelledError):
             outcome = "cancelled"
             raise
         finally:

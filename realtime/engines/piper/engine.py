@@ -21,11 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from ..control.settings import PiperSettings, Settings
-from .base import EngineError, EngineInfo, EngineStats, SynthesisJob, Voice
-from .onnx_arena import IdleTrimmer, ShrinkableSession
+from ..base import (
+    EngineCapabilities,
+    EngineError,
+    EngineInfo,
+    EngineStats,
+    SchedulingHints,
+    SynthesisJob,
+    Voice,
+)
+from ..onnx_arena import IdleTrimmer, ShrinkableSession
+from ..worker_pool import Emit, WorkerPool
 from .phoneme_runs import split_phonemes
-from .worker_pool import Emit, WorkerPool
+from .settings import PiperSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +102,15 @@ class PiperEngine:
             sample_rate=int(sample_rate),
             voices=tuple(Voice(v.id, v.id, _language(v.config)) for v in self._files.values()),
             default_voice=first.id,
-            granularity="sentence",
-            workers=workers,
-            nominal_speed=10.0,
-            audio_per_char_s=0.05,
-            audio_per_segment_s=0.3,  # measured on the embedded voice: 0.29 s + 0.050 s per character
-            device="cuda" if config.use_cuda else "cpu",
+            capabilities=EngineCapabilities(
+                streaming="sentence", speed=True, device="cuda" if config.use_cuda else "cpu"
+            ),
+            # Measured on the embedded voice: 0.29 s + 0.050 s per character.
+            hints=SchedulingHints(nominal_speed=10.0, audio_per_char_s=0.05, audio_per_segment_s=0.3),
         )
         self._pool = WorkerPool(workers, name="piper", stats=self.stats, sample_rate=self.info.sample_rate)
         self._trimmer = IdleTrimmer(self._pool, self._arena_trims, after_s=config.arena_trim_idle_s)
         self._ready = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PiperEngine:
-        return cls(settings.piper)
 
     @property
     def ready(self) -> bool:
@@ -200,8 +203,9 @@ class PiperEngine:
                 emit(np.clip(audio * (gain or 0.0), -1.0, 1.0))
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        self.info.check(job.voice, job.speed)
         if job.voice not in self._voices:
-            raise EngineError(f"unknown piper voice {job.voice!r}")
+            raise EngineError("piper is not loaded")
         return self._pool.stream(job, self._work)
 
 

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..control.settings import Settings, ToneSettings
-from .base import EngineInfo, EngineStats, SynthesisJob, Voice
-from .worker_pool import Emit, WorkerPool
+from ..base import EngineCapabilities, EngineInfo, EngineStats, SchedulingHints, SynthesisJob, Voice
+from ..worker_pool import Emit, WorkerPool
+from .settings import ToneSettings
 
 VOICES = (Voice("low", "Low tone"), Voice("mid", "Mid tone"), Voice("high", "High tone"))
 _BASE_HZ = {"low": 220.0, "mid": 330.0, "high": 440.0}
@@ -49,17 +49,11 @@ class ToneEngine:
             sample_rate=config.sample_rate,
             voices=VOICES,
             default_voice="mid",
-            granularity="chunk",
-            workers=config.workers,
-            nominal_speed=config.speed,
-            audio_per_char_s=config.ms_per_char / 1000.0,
+            capabilities=EngineCapabilities(streaming="chunk", speed=True),
+            hints=SchedulingHints(nominal_speed=config.speed, audio_per_char_s=config.ms_per_char / 1000.0),
         )
         self._pool = WorkerPool(config.workers, name="tone", stats=self.stats, sample_rate=config.sample_rate)
         self._ready = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ToneEngine:
-        return cls(settings.tone)
 
     @property
     def ready(self) -> bool:
@@ -94,4 +88,5 @@ class ToneEngine:
             emit(chunk)
 
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        self.info.check(job.voice, job.speed)
         return self._pool.stream(job, self._work)
