@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio.encoders import StreamEncoder, create_encoder
+from ..audio.fade import fade_out
 from ..audio.pcm import float_to_int16
 from ..audio.resample import StreamResampler
 from ..control.voices import Selection, UnknownModel, UnknownVoice
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FADE_MS = 10.0
 SendAudio = Callable[[bytes, str], Awaitable[None]]
 SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -379,10 +379,8 @@ class RealtimeSession:
         upcoming = np.concatenate([f.pcm for f in dropped] + [slot.pending]) if dropped else slot.pending
         slot.pending = np.zeros(0, np.int16)
         slot.held.clear()
-        fade_len = min(upcoming.size, int(slot.output.sample_rate * FADE_MS / 1000))
-        if slot.sent_samples and fade_len:
-            ramp = np.cos(np.linspace(0.0, np.pi / 2, fade_len, dtype=np.float32))
-            fade = (upcoming[:fade_len].astype(np.float32) * ramp).astype(np.int16)
+        fade = fade_out(upcoming, slot.output.sample_rate) if slot.sent_samples else upcoming[:0]
+        if fade.size:
             fade = _full_frame(fade, slot.output.frame_samples)
             # Straight behind the last queued frame; nothing of this context is queued after it.
             self.outbox.put_audio_now(AudioFrame(fade, slot.id, slot.output))
@@ -536,8 +534,7 @@ class RealtimeSession:
                 if upcoming is None:
                     upcoming = asyncio.ensure_future(anext(events))
                 timeout = _earliest(hold.remaining(self.clock.now()), self._abandon_check_s(slot))
-                done, _ = await asyncio.wait({upcoming}, timeout=timeout)
-                if not done:
+                if not await self.clock.wait(upcoming, timeout):
                     if hold.holding() and not hold.remaining(self.clock.now()):
                         hold.release()  # held long enough: start playback with what we have
                         await self._replay_held(slot)
@@ -672,7 +669,7 @@ class RealtimeSession:
             wait = slot.pacer.wait_s(self._ahead_s())
             if wait <= 0:
                 return
-            await asyncio.sleep(min(wait, 0.05))
+            await self.clock.sleep(min(wait, 0.05))
 
     def _ahead_s(self) -> float:
         """Audio the listener has yet to hear: sent and unplayed, or queued to send."""
