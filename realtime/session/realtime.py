@@ -32,10 +32,11 @@ from ..audio.fade import fade_out
 from ..audio.pcm import float_to_int16
 from ..audio.resample import StreamResampler
 from ..control.voices import Selection, UnknownModel, UnknownVoice
+from . import server_events as events
 from .clock import Clock, MonotonicClock
 from .config import ConfigError, OutputConfig, SessionConfig, apply_update
 from .context import SpeechContext
-from .errors import ClientError as SessionError
+from .errors import ClientError
 from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
 from .observers import Observer
 from .outbox import AudioFrame, Outbox, OutboxOverflow
@@ -183,7 +184,7 @@ class RealtimeSession:
         self.config, self._selection = new, selection
         if input_changed:
             self._configure_vad()
-        self.emit({"type": "session.updated", **self.describe()})
+        self.emit(events.session_updated(self.describe()))
 
     # -- events out ---------------------------------------------------------------------------
 
@@ -199,10 +200,10 @@ class RealtimeSession:
         """Hand observers the events the client will not get now (the session is ending under them):
         the agent watching a call learns how it ended even if the caller's socket stalled. Only what
         fits in each observer's queue (the latest ones): the handoff must not make it fail."""
-        events = self.outbox.events()
+        unsent = self.outbox.events()
         for observer in self._observers:
             room = observer.max_pending - len(observer)
-            for event in events[-room:] if room > 0 else []:
+            for event in unsent[-room:] if room > 0 else []:
                 observer.offer(event)
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -224,14 +225,12 @@ class RealtimeSession:
         # wound it up; until then it does not count, up to a point: the table stays bounded.
         live = sum(1 for s in self._slots.values() if not s.interrupted)
         if live >= self.limits.max_contexts or len(self._slots) >= 2 * self.limits.max_contexts:
-            raise SessionError(
+            raise ClientError(
                 "too_many_contexts", f"at most {self.limits.max_contexts} contexts may be open", context_id
             )
         engine = self._selection.engine
         if not engine.ready:
-            raise SessionError(
-                "engine_not_ready", f"engine '{engine.info.name}' is still loading", context_id
-            )
+            raise ClientError("engine_not_ready", f"engine '{engine.info.name}' is still loading", context_id)
         context = self.gateway.new_context(
             self._selection, speed=self.config.speed, session_id=self.id, context_id=context_id,
             low_latency=self.config.latency == "low",
@@ -264,7 +263,7 @@ class RealtimeSession:
         slot = self._slots.get(context_id)
         if slot is None and create:
             if context_id in self._finished:
-                raise SessionError(
+                raise ClientError(
                     "context_finished", f"context '{context_id}' has already finished", context_id
                 )
             slot = self._open(context_id)
@@ -279,11 +278,11 @@ class RealtimeSession:
         slot = self._slot(context_id, create=True)
         assert slot is not None
         if slot.text_done or slot.interrupted:
-            raise SessionError("context_finished", f"context '{slot.id}' has already finished", slot.id)
+            raise ClientError("context_finished", f"context '{slot.id}' has already finished", slot.id)
         try:
             slot.context.append(text)
         except ValueError as exc:
-            raise SessionError("text_too_long", str(exc), slot.id) from None
+            raise ClientError("text_too_long", str(exc), slot.id) from None
         return slot.id
 
     def flush(self, context_id: str | None = None) -> None:
@@ -291,13 +290,13 @@ class RealtimeSession:
         if slot is not None:
             slot.context.flush()
         elif context_id is not None and context_id not in self._finished:
-            raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
+            raise ClientError("unknown_context", f"no open context '{context_id}'", context_id)
 
     def done(self, context_id: str | None = None) -> None:
         slot = self._slot(context_id, create=False)
         if slot is None:
             if context_id is not None and context_id not in self._finished:
-                raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
+                raise ClientError("unknown_context", f"no open context '{context_id}'", context_id)
             return
         slot.text_done = True
         slot.context.done()
@@ -358,7 +357,7 @@ class RealtimeSession:
             if slot is None:
                 if context_id in self._finished:
                     return []  # played out already: nothing left to stop
-                raise SessionError("unknown_context", f"no open context '{context_id}'", context_id)
+                raise ClientError("unknown_context", f"no open context '{context_id}'", context_id)
             targets = [slot] if not slot.interrupted else []
         else:
             targets = [*self._draining.values(), *(s for s in self._slots.values() if not s.interrupted)]
@@ -386,9 +385,10 @@ class RealtimeSession:
             self.outbox.put_audio_now(AudioFrame(fade, slot.id, slot.output))
         else:
             fade = np.zeros(0, np.int16)
-        event = {"type": "speech.interrupted", "context_id": slot.id, "reason": reason,
-                 "sent_ms": round(slot.sent_ms() + fade.size * 1000.0 / slot.output.sample_rate, 1),
-                 "played_ms": round(self._played_ms(slot), 1)}  # fmt: skip
+        event = events.speech_interrupted(
+            slot.id, reason, sent_ms=slot.sent_ms() + fade.size * 1000.0 / slot.output.sample_rate,
+            played_ms=self._played_ms(slot),
+        )  # fmt: skip
         self.interruptions.append(event)
         self.interruption_count += 1
         if slot.sent_samples:  # the listener drops what it has of this context (a queued one had none)
@@ -401,19 +401,19 @@ class RealtimeSession:
 
     def feed_uplink(self, data: bytes) -> None:
         if self._uplink is None or self._vad is None:
-            raise SessionError("no_input_audio", "binary frames need input_audio set with session.update")
+            raise ClientError("no_input_audio", "binary frames need input_audio set with session.update")
         now = self.clock.now()
         budget = self._uplink_budget
         if not budget.take(now, self._uplink.duration_s(len(data))):
             self._uplink.skip(len(data))
             if self._uplink_refused_at is None or now - self._uplink_refused_at >= 1.0:  # one error a second
                 self._uplink_refused_at = now
-                self.emit({"type": "error", "code": "input_audio_too_fast",
-                           "message": f"uplink audio faster than {budget.rate:g}x real time (bursts up to "
-                                      f"{budget.burst_s:g} s) is dropped; {budget.dropped_s:.1f} s dropped so far"})  # fmt: skip
+                self.emit(events.error("input_audio_too_fast",
+                                       f"uplink audio faster than {budget.rate:g}x real time (bursts up to "
+                                       f"{budget.burst_s:g} s) is dropped; {budget.dropped_s:.1f} s dropped so far"))  # fmt: skip
             return
         for event in self._vad.feed(self._uplink.decode(data)):
-            self.emit({"type": f"vad.{event.kind}", "audio_ms": round(event.audio_ms, 1)})
+            self.emit(events.vad(event.kind, event.audio_ms))
             if event.kind == "speech_started" and self.config.barge_in.enabled and self.speaking:
                 self.interrupt("barge_in")
 
@@ -526,13 +526,13 @@ class RealtimeSession:
 
     async def _speak(self, slot: _Slot) -> None:
         ctx = slot.context
-        events = ctx.events()
+        stream = ctx.events()
         upcoming: asyncio.Future[Any] | None = None
         hold = StartupHold(self.gateway.settings.planner.loaded_start_hold_ms / 1000.0)
         try:
             while True:
                 if upcoming is None:
-                    upcoming = asyncio.ensure_future(anext(events))
+                    upcoming = asyncio.ensure_future(anext(stream))
                 timeout = _earliest(hold.remaining(self.clock.now()), self._abandon_check_s(slot))
                 if not await self.clock.wait(upcoming, timeout):
                     if hold.holding() and not hold.remaining(self.clock.now()):
@@ -553,11 +553,9 @@ class RealtimeSession:
                 upcoming.cancel()
                 with contextlib.suppress(BaseException):
                     await upcoming
-            await events.aclose()
+            await stream.aclose()
         if not slot.interrupted:
-            self.emit(
-                {"type": "context.done", "context_id": slot.id, "audio_ms": round(self._queued_ms(slot), 1)}
-            )
+            self.emit(events.context_done(slot.id, self._queued_ms(slot)))
 
     def _abandon_check_s(self, slot: _Slot) -> float | None:
         """How often to look whether the speaking context was left open (None: it cannot be)."""
@@ -576,9 +574,8 @@ class RealtimeSession:
 
     def _finish_abandoned(self, slot: _Slot) -> None:
         timeout = self.limits.context_timeout_s
-        self.emit({"type": "error", "code": "context_timeout", "context_id": slot.id,
-                   "message": f"context '{slot.id}' got no text for {timeout:g} s while later contexts "
-                              "waited: finished as if text.done had arrived"})  # fmt: skip
+        self.emit(events.error("context_timeout", f"context '{slot.id}' got no text for {timeout:g} s while "
+                               "later contexts waited: finished as if text.done had arrived", slot.id))  # fmt: skip
         log.info("context timed out", extra={"session_id": self.id, "context_id": slot.id})
         self.done(slot.id)
 
@@ -595,13 +592,11 @@ class RealtimeSession:
             hold.audio_arrived()
         elif isinstance(event, SegmentStarted):
             hold.segment_started()
-            out = {"type": "segment.started", "context_id": slot.id, "segment_id": event.segment_id,
-                   "text": event.text}  # fmt: skip
+            out = events.segment_started(slot.id, event.segment_id, event.text)
         elif isinstance(event, SegmentDone):
-            out = {"type": "segment.done", "context_id": slot.id, "segment_id": event.segment_id,
-                   "audio_ms": round(event.audio_ms, 1)}  # fmt: skip
+            out = events.segment_done(slot.id, event.segment_id, event.audio_ms)
         elif isinstance(event, ContextError):
-            out = {"type": "error", "code": event.code, "message": event.message, "context_id": slot.id}
+            out = events.error(event.code, event.message, slot.id)
         elif isinstance(event, ContextDone):
             hold.release()
         if hold.holding():
@@ -635,18 +630,12 @@ class RealtimeSession:
         audio_s = stats.audio_samples / slot.context.sample_rate
         ttfa = None
         if stats.first_job_at is not None and slot.first_sent_at is not None:
-            ttfa = round((slot.first_sent_at - stats.first_job_at) * 1000.0, 1)
-        return {
-            "type": "metrics",
-            "context_id": slot.id,
-            "ttfa_ms": ttfa,
-            "rtf": round(stats.synth_wall_s / audio_s, 3) if audio_s else None,
-            "buffer_ms": round(self._ahead_s() * 1000.0, 1),
-            "chunk": stats.last_chunk_chars,
-            "underruns": self.playout.underruns,
-            "engine": self._selection.engine.info.name,
-            "queue_depth": self._selection.engine.queue_depth,
-        }
+            ttfa = (slot.first_sent_at - stats.first_job_at) * 1000.0
+        return events.metrics(
+            slot.id, ttfa_ms=ttfa, rtf=stats.synth_wall_s / audio_s if audio_s else None,
+            buffer_ms=self._ahead_s() * 1000.0, chunk=stats.last_chunk_chars, underruns=self.playout.underruns,
+            engine=self._selection.engine.info.name, queue_depth=self._selection.engine.queue_depth,
+        )  # fmt: skip
 
     async def _queue_frames(self, slot: _Slot, pcm: np.ndarray, *, final: bool) -> None:
         """Cut `pcm` into frames and queue them, never more than `lead_ms` ahead of playback."""

@@ -24,13 +24,15 @@ from starlette.websockets import WebSocket
 
 from ..control.auth import extract_key
 from ..gateway import Gateway
+from ..session import server_events
+from ..session.errors import ClientError
 from ..session.observers import Observer
-from ..session.realtime import RealtimeSession, SessionError
+from ..session.realtime import RealtimeSession
 from .close_reason import close_reason
 from .commands import apply_command
 from .errors import ApiError
 from .json_body import read_json_object
-from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
+from .realtime_protocol import decode_text_frame, parse_command
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def _session_for_text(request: Request) -> RealtimeSession:
 def _run(session: RealtimeSession, message: dict[str, Any], max_text: int) -> None:
     try:
         apply_command(session, parse_command(message, max_text_chars=max_text))
-    except ProtocolError as exc:
+    except ClientError as exc:
         status = STATUS_BY_CODE.get(exc.code, 400)
         raise ApiError(status, exc.message, code=exc.code) from None
 
@@ -131,7 +133,7 @@ async def control_socket(websocket: WebSocket) -> None:
 
     observer = Observer(send_event, send_timeout_s=gw.settings.send_timeout_s)
     session.add_observer(observer)
-    observer.offer({"type": "session.attached", **session.describe()})
+    observer.offer(server_events.session_attached(session.describe()))
     watching = asyncio.create_task(observer.run())
     closed = asyncio.create_task(session.closed.wait())
     receive: asyncio.Task[Any] | None = None
@@ -157,14 +159,14 @@ async def control_socket(websocket: WebSocket) -> None:
                 return
             try:
                 if message.get("text") is None:
-                    raise ProtocolError("invalid_frame", "the control socket takes JSON text frames only")
+                    raise ClientError("invalid_frame", "the control socket takes JSON text frames only")
                 command = parse_command(
                     decode_text_frame(message["text"]), max_text_chars=gw.settings.max_text_chars
                 )
                 if command.type == "input_audio":
-                    raise ProtocolError("invalid_frame", "audio goes to the session's media connection")
+                    raise ClientError("invalid_frame", "audio goes to the session's media connection")
                 apply_command(session, command)
-            except (ProtocolError, SessionError) as exc:
+            except ClientError as exc:
                 observer.offer(exc.event())
     finally:
         for task in (receive, closed, watching):

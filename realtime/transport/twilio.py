@@ -32,8 +32,10 @@ from starlette.websockets import WebSocket
 
 from ..control.auth import LimitExceeded, extract_key
 from ..gateway import Gateway
+from ..session import server_events
 from ..session.config import ConfigError, SessionConfig, apply_update
-from ..session.realtime import RealtimeSession, SessionError
+from ..session.errors import ClientError
+from ..session.realtime import RealtimeSession
 from ..session.send_watch import Expired
 from .idle import Activity, read_until_idle
 from .websocket import CLOSE_IDLE, CLOSE_POLICY, Connection, close_idle, quiet_since, serve_session
@@ -174,16 +176,16 @@ def _on_twilio_message(session: RealtimeSession, event: dict[str, Any]) -> bool:
         try:
             payload = base64.b64decode(media.get("payload", ""), validate=True)
         except (binascii.Error, ValueError, TypeError):
-            session.emit({"type": "error", "code": "invalid_media", "message": "media payload is not base64"})
+            session.emit(server_events.error("invalid_media", "media payload is not base64"))
             return True
-        with contextlib.suppress(SessionError):
+        with contextlib.suppress(ClientError):
             session.feed_uplink(payload)
     elif kind == "mark":
         name = (event.get("mark") or {}).get("name") if isinstance(event.get("mark"), dict) else None
-        session.emit({"type": "playback.mark", "name": name})
+        session.emit(server_events.playback_mark(name))
     elif kind == "dtmf":
         digit = (event.get("dtmf") or {}).get("digit") if isinstance(event.get("dtmf"), dict) else None
-        session.emit({"type": "dtmf", "digit": digit})
+        session.emit(server_events.dtmf(digit))
     elif kind == "stop":
         return False
     return True
@@ -210,7 +212,7 @@ async def _read_call(
             return None
         event = _parse(message.get("text"))
         if event is None:
-            session.emit({"type": "error", "code": "invalid_json", "message": "Twilio frames are JSON text"})
+            session.emit(server_events.error("invalid_json", "Twilio frames are JSON text"))
             continue
         if not _on_twilio_message(session, event):
             return 1000, "call ended"

@@ -27,11 +27,13 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from ..gateway import Gateway
-from ..session.realtime import RealtimeSession, SessionError
+from ..session import server_events
+from ..session.errors import ClientError
+from ..session.realtime import RealtimeSession
 from ..session.send_watch import Expired
 from .commands import apply_command, errors_to_client
 from .idle import Activity, read_until_idle
-from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
+from .realtime_protocol import decode_text_frame, parse_command
 from .webrtc_track import PacedAudioTrack
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ class WebRtcConnection:
         self.peer.send_json(event)
 
     async def close(self, code: int, reason: str) -> None:
-        self.peer.send_json({"type": "session.closed", "code": code, "reason": reason})
+        self.peer.send_json(server_events.session_closed(code, reason))
         await self.peer.close()
 
 
@@ -184,8 +186,11 @@ class WebRtcPeer:
         @channel.on("message")
         def _on_message(message: str | bytes) -> None:
             if self.inbox.qsize() >= MAX_INBOX:
-                self.session.emit({"type": "error", "code": "rate_limited",
-                                   "message": f"more than {MAX_INBOX} messages waiting; message dropped"})  # fmt: skip
+                self.session.emit(
+                    server_events.error(
+                        "rate_limited", f"more than {MAX_INBOX} messages waiting; message dropped"
+                    )
+                )
                 return
             size = message_bytes(message)
             self.inbox.put_nowait(_Oversized(size) if size > max_bytes else message)
@@ -227,7 +232,7 @@ class WebRtcPeer:
                 self.session.update({"input_audio": {"encoding": "pcm", "sample_rate": frame.sample_rate}})
             try:
                 self.session.feed_uplink(pcm.tobytes())
-            except SessionError:  # input_audio was changed by the client: put it back
+            except ClientError:  # input_audio was changed by the client: put it back
                 configured_rate = None
 
     # -- events to the client -------------------------------------------------------------------
@@ -264,13 +269,13 @@ class WebRtcPeer:
                 return
             with errors_to_client(gw, session):
                 if isinstance(message, _Oversized):
-                    raise ProtocolError(
+                    raise ClientError(
                         "frame_too_large",
                         f"a data channel message of {message.size} bytes is over the limit of "
                         f"{session.limits.max_frame_bytes} (max_frame_bytes); it was dropped",
                     )
                 if not isinstance(message, str):
-                    raise ProtocolError("invalid_frame", "the data channel carries JSON text messages")
+                    raise ClientError("invalid_frame", "the data channel carries JSON text messages")
                 apply_command(session, parse_command(decode_text_frame(message), max_text_chars=max_text))
 
     async def wait_connected(self) -> bool:

@@ -21,7 +21,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..control.auth import LimitExceeded, extract_key
 from ..control.logs import session_id as session_id_var
 from ..gateway import Gateway
+from ..session import server_events
 from ..session.config import ConfigError, SessionConfig, apply_update
+from ..session.errors import ClientError
 from ..session.outbox import OutboxOverflow
 from ..session.realtime import RealtimeSession, new_session_id
 from ..session.send_watch import Expired
@@ -30,7 +32,6 @@ from .commands import apply_command, errors_to_client
 from .idle import Activity, read_until_idle
 from .realtime_protocol import (
     MSGPACK_SUBPROTOCOL,
-    ProtocolError,
     decode_msgpack_frame,
     decode_text_frame,
     encode_event_msgpack,
@@ -76,9 +77,7 @@ class Connection:
 
     async def send_audio(self, data: bytes, context_id: str) -> None:
         if self.msgpack:
-            await self.ws.send_bytes(
-                encode_event_msgpack({"type": "audio", "context_id": context_id, "audio": data})
-            )
+            await self.ws.send_bytes(encode_event_msgpack(server_events.audio(context_id, data)))
         else:
             await self.ws.send_bytes(data)
 
@@ -96,7 +95,7 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
         try:
             stack.enter_context(gw.limiter.acquire(extract_key(websocket.headers, websocket.query_params)))
         except LimitExceeded as exc:
-            await conn.send_event({"type": "error", "code": "too_many_sessions", "message": str(exc)})
+            await conn.send_event(server_events.error("too_many_sessions", str(exc)))
             await conn.close(CLOSE_POLICY, str(exc))
             return
         try:
@@ -110,7 +109,7 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
             )
             session.api_key = extract_key(websocket.headers, websocket.query_params)
         except ConfigError as exc:
-            await conn.send_event({"type": "error", "code": "invalid_config", "message": str(exc)})
+            await conn.send_event(server_events.error("invalid_config", str(exc)))
             await conn.close(CLOSE_POLICY, str(exc))
             return
         session.text_source = "websocket"
@@ -140,7 +139,7 @@ async def serve_session(
         return
     gw.metrics.active_sessions.labels(session.transport).inc()
     log.info("session opened", extra={"session_id": session.id, "transport": session.transport})
-    session.emit({"type": "session.created", **session.describe()})
+    session.emit(server_events.session_created(session.describe()))
     runner = asyncio.create_task(
         session.run(conn.send_audio, conn.send_event, send_timeout_s=gw.settings.send_timeout_s)
     )
@@ -191,7 +190,7 @@ def quiet_since(session: RealtimeSession, activity: Activity) -> float | None:
 
 
 async def close_idle(session: RealtimeSession, idle_s: float) -> tuple[int, str]:
-    session.emit({"type": "error", "code": "idle_timeout", "message": f"no message for {idle_s:g} s"})
+    session.emit(server_events.error("idle_timeout", f"no message for {idle_s:g} s"))
     await asyncio.sleep(0.05)  # let the writer send it
     return CLOSE_IDLE, "idle timeout"
 
@@ -218,7 +217,7 @@ async def _read_frames(gw: Gateway, session: RealtimeSession, conn: Connection, 
             command = None
             if message.get("text") is not None:
                 if conn.msgpack:
-                    raise ProtocolError("invalid_frame", "the msgpack subprotocol uses binary frames only")
+                    raise ClientError("invalid_frame", "the msgpack subprotocol uses binary frames only")
                 command = parse_command(decode_text_frame(message["text"]), max_text_chars=max_text)
             elif message.get("bytes") is not None:
                 if conn.msgpack:
