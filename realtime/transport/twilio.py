@@ -136,9 +136,11 @@ async def _serve_call(gw: Gateway, websocket: WebSocket, start: dict[str, Any], 
     conn = TwilioConnection(websocket, stream_sid)
     try:
         session = RealtimeSession(
-            gw, session_id=session_id, config=apply_update(SessionConfig(), patch), transport="twilio",
-            limits=gw.session_limits(),
-        )  # fmt: skip
+            gw.session_deps(),
+            session_id=session_id,
+            config=apply_update(SessionConfig(), patch),
+            transport="twilio",
+        )
     except ConfigError as exc:
         await conn.close(CLOSE_POLICY, str(exc))
         return

@@ -122,7 +122,7 @@ async def offer(request: Request) -> Response:
     try:
         config = apply_update(SessionConfig(), _session_patch(request, body))
         session = RealtimeSession(
-            gw, session_id=new_session_id(), config=config, transport="webrtc", limits=gw.session_limits()
+            gw.session_deps(), session_id=new_session_id(), config=config, transport="webrtc"
         )
     except ConfigError as exc:
         stack.close()

@@ -101,11 +101,7 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
         try:
             config = apply_update(SessionConfig(), query_patch(websocket.query_params))
             session = RealtimeSession(
-                gw,
-                session_id=new_session_id(),
-                config=config,
-                transport="websocket",
-                limits=gw.session_limits(),
+                gw.session_deps(), session_id=new_session_id(), config=config, transport="websocket"
             )
             session.api_key = extract_key(websocket.headers, websocket.query_params)
         except ConfigError as exc:
