@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
-
 from ..session.config import ConfigError
 from ..session.errors import ClientError
 from ..session.realtime import RealtimeSession
 from .realtime_protocol import Command
-
-if TYPE_CHECKING:
-    from ..gateway import Gateway
-
-
-@contextmanager
-def errors_to_client(gw: Gateway, session: RealtimeSession) -> Iterator[None]:
-    """A client's mistake inside the block becomes an `error` event (and a metric); the session lives on."""
-    try:
-        yield
-    except ClientError as exc:
-        gw.metrics.errors.labels(exc.code).inc()
-        session.emit(exc.event())
 
 
 def apply_command(session: RealtimeSession, command: Command) -> None:

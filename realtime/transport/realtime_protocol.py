@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
+from ..session.config import ConfigError
 from ..session.errors import ClientError
 from ..text.sanitize import InvalidText, clean_text
 
@@ -127,3 +129,22 @@ def _finite_non_negative(value: object) -> float | None:
 
 def encode_event_msgpack(event: dict[str, Any]) -> bytes:
     return msgpack.packb(event, use_bin_type=True)
+
+
+def query_patch(params: Mapping[str, str]) -> dict[str, Any]:
+    """`?engine=&voice=&format=&sample_rate=` preset the session (a `session.update` patch)."""
+    patch: dict[str, Any] = {}
+    for key in ("engine", "voice"):
+        if params.get(key):
+            patch[key] = params[key]
+    output: dict[str, Any] = {}
+    if params.get("format"):
+        output["encoding"] = params["format"]
+    if params.get("sample_rate"):
+        try:
+            output["sample_rate"] = int(params["sample_rate"])
+        except ValueError:
+            raise ConfigError("sample_rate", "must be an integer") from None
+    if output:
+        patch["output"] = output
+    return patch

@@ -28,6 +28,7 @@ from ..session import server_events
 from ..session.errors import ClientError
 from ..session.observers import Observer
 from ..session.realtime import RealtimeSession
+from .close_codes import CloseCode
 from .close_reason import close_reason
 from .commands import apply_command
 from .errors import ApiError
@@ -119,11 +120,12 @@ async def control_socket(websocket: WebSocket) -> None:
     key = extract_key(websocket.headers, websocket.query_params)
     session = gw.sessions.get(websocket.path_params["session_id"], key)
     if session is None:
-        await websocket.close(code=1008, reason="no such session")
+        await websocket.close(code=CloseCode.POLICY, reason="no such session")
         return
     if session.text_source is not None:
         await websocket.close(
-            code=1008, reason=f"session already takes text from its {session.text_source} connection"
+            code=CloseCode.POLICY,
+            reason=f"session already takes text from its {session.text_source} connection",
         )
         return
     session.text_source = CONTROL
@@ -137,7 +139,7 @@ async def control_socket(websocket: WebSocket) -> None:
     watching = asyncio.create_task(observer.run())
     closed = asyncio.create_task(session.closed.wait())
     receive: asyncio.Task[Any] | None = None
-    code, reason = 1000, "control socket closed"
+    code, reason = CloseCode.NORMAL, "control socket closed"
     try:
         while True:
             receive = asyncio.create_task(websocket.receive())
@@ -145,13 +147,13 @@ async def control_socket(websocket: WebSocket) -> None:
             if receive in done and receive.result()["type"] == "websocket.disconnect":
                 return  # the agent hung up (whatever else happened meanwhile)
             if watching in done:
-                code, reason = 1008, f"control socket not reading its events: {watching.result()}"
+                code, reason = CloseCode.POLICY, f"control socket not reading its events: {watching.result()}"
                 log.warning("control socket dropped", extra={"session_id": session.id, "reason": reason})
                 return
             if closed in done:  # its last events first: the writer offered them before it ended
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(observer.drain(), gw.settings.send_timeout_s)
-                code, reason = 1000, "session closed"
+                code, reason = CloseCode.NORMAL, "session closed"
                 return
             message = receive.result()
             receive = None
