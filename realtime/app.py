@@ -13,14 +13,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
 from .control import health
 from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
+from .text.sanitize import printable
 from .transport import rest, sessions_api, twilio, webrtc, websocket
+from .transport.close_codes import CloseCode
+from .transport.close_reason import close_reason
 from .transport.errors import CLIENT_CLOSED_REQUEST, ApiError
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,21 @@ async def _server_error(request: Request, exc: Exception) -> Response:
         {"error": {"message": "internal server error", "type": "server_error", "param": None, "code": None}},
         status_code=500,
     )
+
+
+async def unknown_websocket(websocket: WebSocket) -> None:
+    """No WebSocket endpoint at this path: a 404 whose body says so. The framework's default, a
+    close before accepting, reaches the client as a bare HTTP 403, which every vendor client reports
+    as a bad API key. Where the server cannot send an HTTP response, the socket closes with a reason."""
+    error = ApiError(
+        404, f"No WebSocket endpoint at '{printable(websocket.url.path)}'; realtime sessions are at "
+        "/v1/realtime, Twilio Media Streams at /v1/telephony/twilio.", code="not_found",
+    )  # fmt: skip
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error.response())
+    else:
+        await websocket.accept()
+        await websocket.close(code=CloseCode.POLICY, reason=close_reason(error.message))
 
 
 def web_dir(settings: Settings) -> Path | None:
@@ -116,6 +135,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             *twilio.routes,
             *sessions_api.routes,
             *webrtc.routes,
+            WebSocketRoute("/{path:path}", unknown_websocket),
             *_static_mount(settings),
         ],
         exception_handlers={

@@ -2,7 +2,8 @@
 
 One `Gateway` per app, built from settings without loading anything; `start`
 loads the engines. Transports ask it for new speech contexts so every path
-(REST, WebSocket, telephony) uses the same scheduler, limits and metrics.
+(REST, WebSocket, telephony) uses the same scheduler, limits and metrics; a
+realtime session gets only the part it needs (`session_deps`), never the gateway.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
 from .control.auth import Authenticator, SessionLimiter
 from .control.metrics import Metrics
@@ -18,10 +18,9 @@ from .control.settings import Settings
 from .control.voices import Selection, VoiceResolver
 from .engines.registry import EngineRegistry
 from .session.context import SpeechContext
+from .session.deps import SessionDeps
+from .session.limits import SessionLimits
 from .session.registry import SessionRegistry
-
-if TYPE_CHECKING:
-    from .session.realtime import SessionLimits
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,6 @@ class Gateway:
         await self.engines.stop()
 
     def session_limits(self) -> SessionLimits:
-        from .session.realtime import SessionLimits
-
         s = self.settings
         return SessionLimits(
             max_text_chars=s.max_text_chars,
@@ -68,6 +65,16 @@ class Gateway:
             max_frame_bytes=s.max_frame_bytes,
             max_queued_events=s.max_queued_events,
             context_timeout_s=s.context_timeout_s,
+        )
+
+    def session_deps(self) -> SessionDeps:
+        """What a realtime session needs from the process: names → engines, contexts, metrics, limits."""
+        return SessionDeps(
+            resolve=self.voices.resolve,
+            new_context=self.new_context,
+            metrics_for=self.metrics.session,
+            start_hold_s=self.settings.planner.loaded_start_hold_ms / 1000.0,
+            limits=self.session_limits(),
         )
 
     def new_context(

@@ -99,5 +99,38 @@ class Metrics:
         self.mid_phrase_cuts.labels(transport).inc(mid_phrase_cuts)
         self.pause_stretch.labels(transport).inc(pause_s)
 
+    def session(self, transport: str) -> SessionCounters:
+        return SessionCounters(self, transport)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class SessionCounters:
+    """A realtime session's counters for its transport (`session.deps.SessionMetrics`).
+
+    The children for the per-frame counters are looked up once per session: `labels()` takes
+    a lock and builds a key, and the writer counts 50 frames a second."""
+
+    def __init__(self, metrics: Metrics, transport: str) -> None:
+        self._metrics = metrics
+        self._transport = transport
+        self._audio = metrics.audio_seconds.labels(transport)
+        self._underruns = metrics.underruns.labels(transport)
+
+    def audio_sent(self, seconds: float) -> None:
+        self._audio.inc(seconds)
+
+    def underrun(self) -> None:
+        self._underruns.inc()
+
+    def first_audio(self, engine: str, seconds: float) -> None:
+        self._metrics.ttfa.labels(self._transport, engine).observe(seconds)
+
+    def interrupted(self, reason: str) -> None:
+        self._metrics.interruptions.labels(self._transport, reason).inc()
+
+    def phrasing(self, segments: int, mid_phrase_cuts: int, pause_s: float) -> None:
+        self._metrics.record_phrasing(
+            self._transport, segments=segments, mid_phrase_cuts=mid_phrase_cuts, pause_s=pause_s
+        )

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..gateway import Gateway
+from ..transport.close_codes import CloseCode
 from ..transport.errors import CLIENT_CLOSED_REQUEST, ApiError
 from .auth import extract_key
 from .logs import request_id
@@ -70,7 +71,7 @@ class GatewayMiddleware:
         if scope["type"] == "websocket":
             ws = WebSocket(scope, receive, send)
             await ws.accept()  # a close before accept is a bare HTTP 403: accept so the reason arrives
-            await ws.close(code=1008, reason="invalid or missing API key")
+            await ws.close(code=CloseCode.POLICY, reason="invalid or missing API key")
             return
         error = ApiError(
             401, "Invalid or missing API key (Authorization: Bearer <key>).", code="invalid_api_key"

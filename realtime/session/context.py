@@ -434,8 +434,14 @@ class SpeechContext:
                     yield self._stretch_pause(job)
                     continue
                 self._wake_consumer.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake_consumer.wait(), timeout)
+                if timeout is None:
+                    await self._wake_consumer.wait()
+                    continue
+                woken = asyncio.ensure_future(self._wake_consumer.wait())
+                try:  # on the context's clock: a test's FakeClock decides when the listener runs dry
+                    await self.clock.wait(woken, timeout)
+                finally:
+                    woken.cancel()
                 continue
             item = job.queue.get_nowait()
             if item is _END:

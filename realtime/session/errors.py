@@ -1,8 +1,13 @@
-"""The one recoverable client error: answered with an `error` event, the session stays open."""
+"""The one recoverable client error: answered with an `error` event, the session stays open.
+
+Raised by protocol parsing and by the session alike (a bad frame, an unknown
+context, too many contexts); transports turn it into the event with `event()`,
+the session control API into an HTTP status.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from .server_events import ServerEvent, error
 
 
 class ClientError(Exception):
@@ -12,8 +17,5 @@ class ClientError(Exception):
         self.message = message
         self.context_id = context_id
 
-    def event(self) -> dict[str, Any]:
-        event: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
-        if self.context_id is not None:
-            event["context_id"] = self.context_id
-        return event
+    def event(self) -> ServerEvent:
+        return error(self.code, self.message, self.context_id)

@@ -142,3 +142,8 @@ class Outbox:
     def close(self) -> None:
         self.closed = True
         self._changed.set()
+
+
+def full_frame(pcm: np.ndarray, frame: int) -> np.ndarray:
+    """Pad a short last frame with silence: every frame carries exactly `frame_ms` (telephony needs it)."""
+    return pcm if pcm.size >= frame else np.concatenate([pcm, np.zeros(frame - pcm.size, np.int16)])

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from .clock import Clock
+from .clock import Clock, MonotonicClock
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,7 +47,9 @@ class SendWatch:
 
     async def run(self, writer: Awaitable[T]) -> T:
         """Await `writer`; cancel it and raise TimeoutError once one of its sends has stalled."""
-        result = await run_until(writer, every_s=self.timeout_s / CHECKS_PER_TIMEOUT, expired=self.stalled)
+        result = await run_until(
+            writer, every_s=self.timeout_s / CHECKS_PER_TIMEOUT, expired=self.stalled, clock=self.clock
+        )
         if isinstance(result, Expired):
             raise TimeoutError(f"one send took over {self.timeout_s:g} s: the client is not reading")
         return result
@@ -58,18 +60,22 @@ class Expired:
 
 
 EXPIRED = Expired()
+_REAL_TIME = MonotonicClock()
 
 
-async def run_until(work: Awaitable[T], *, every_s: float, expired: Callable[[], bool]) -> T | Expired:
+async def run_until(
+    work: Awaitable[T], *, every_s: float, expired: Callable[[], bool], clock: Clock | None = None
+) -> T | Expired:
     """Await `work`, checking `expired()` every `every_s`; once true, cancel the work and return EXPIRED.
 
     One task and one check per interval whatever the work does meanwhile: the watchdog behind send
-    timeouts and idle timeouts, instead of a timer per send or receive."""
+    timeouts and idle timeouts, instead of a timer per send or receive. The interval is measured on
+    `clock` (real time by default), so a `FakeClock` steps the watchdog too."""
     task = asyncio.ensure_future(work)
+    clock = clock or _REAL_TIME
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=every_s)
-            if done:
+            if await clock.wait(task, every_s):
                 return task.result()
             if expired():
                 return EXPIRED

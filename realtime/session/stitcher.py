@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..audio.fade import FADE_MS, fade_out
+
 _EMPTY = np.zeros(0, dtype=np.float32)
 
 
@@ -66,11 +68,8 @@ class Stitcher:
         tail, self._tail = self._tail, _EMPTY
         return tail
 
-    def fade_out(self, fade_ms: float = 10.0) -> np.ndarray:
+    def fade_out(self, fade_ms: float = FADE_MS) -> np.ndarray:
         """Cancel: the held audio (at most `fade_ms` of it) ramped down to silence."""
         audio = np.concatenate([self._tail, self._head])
         self._tail, self._head, self._joining = _EMPTY, _EMPTY, False
-        audio = audio[: int(self.sample_rate * fade_ms / 1000.0)].copy()
-        if audio.size:
-            audio *= np.cos(np.linspace(0.0, np.pi / 2, audio.size, dtype=np.float32))
-        return audio
+        return fade_out(audio, self.sample_rate, fade_ms)

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
-
 from ..session.config import ConfigError
+from ..session.errors import ClientError
 from ..session.realtime import RealtimeSession
-from .realtime_protocol import Command, ProtocolError
-
-if TYPE_CHECKING:
-    from ..gateway import Gateway
-
-
-@contextmanager
-def errors_to_client(gw: Gateway, session: RealtimeSession) -> Iterator[None]:
-    """A client's mistake inside the block becomes an `error` event (and a metric); the session lives on."""
-    try:
-        yield
-    except ProtocolError as exc:  # SessionError is the same class
-        gw.metrics.errors.labels(exc.code).inc()
-        session.emit(exc.event())
+from .realtime_protocol import Command
 
 
 def apply_command(session: RealtimeSession, command: Command) -> None:
-    """Run one command; ProtocolError (recoverable, same class as SessionError) for client mistakes."""
+    """Run one command; ClientError (recoverable) for client mistakes."""
     try:
         match command.type:
             case "text.append":
@@ -45,6 +29,6 @@ def apply_command(session: RealtimeSession, command: Command) -> None:
             case "input_audio":
                 session.feed_uplink(command.audio)
             case _:
-                raise ProtocolError("unknown_type", f"unknown message type '{command.type}'")
+                raise ClientError("unknown_type", f"unknown message type '{command.type}'")
     except ConfigError as exc:
-        raise ProtocolError("invalid_config", str(exc)) from None
+        raise ClientError("invalid_config", str(exc)) from None

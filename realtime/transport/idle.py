@@ -42,4 +42,4 @@ async def read_until_idle(
         since = quiet_since()
         return since is not None and clock.now() - since >= idle_s
 
-    return await run_until(read_loop, every_s=idle_s / CHECKS_PER_TIMEOUT, expired=idle)
+    return await run_until(read_loop, every_s=idle_s / CHECKS_PER_TIMEOUT, expired=idle, clock=clock)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from ..session.errors import ClientError as ProtocolError
+from ..session.config import ConfigError
+from ..session.errors import ClientError
 from ..text.sanitize import InvalidText, clean_text
 
 MSGPACK_SUBPROTOCOL = "realtime.msgpack.v1"
@@ -42,9 +44,9 @@ def decode_text_frame(data: str) -> dict[str, Any]:
     try:
         message = json.loads(data)
     except ValueError as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc}") from None
+        raise ClientError("invalid_json", f"frame is not valid JSON: {exc}") from None
     except RecursionError:
-        raise ProtocolError("invalid_json", "frame nests JSON too deeply") from None
+        raise ClientError("invalid_json", "frame nests JSON too deeply") from None
     return _require_object(message)
 
 
@@ -52,13 +54,13 @@ def decode_msgpack_frame(data: bytes) -> dict[str, Any]:
     try:
         message = msgpack.unpackb(data, raw=False)
     except Exception as exc:  # msgpack raises several unrelated types
-        raise ProtocolError("invalid_msgpack", f"frame is not valid msgpack: {exc}") from None
+        raise ClientError("invalid_msgpack", f"frame is not valid msgpack: {exc}") from None
     return _require_object(message)
 
 
 def _require_object(message: object) -> dict[str, Any]:
     if not isinstance(message, dict):
-        raise ProtocolError("invalid_message", "a message must be an object with a 'type'")
+        raise ClientError("invalid_message", "a message must be an object with a 'type'")
     return message
 
 
@@ -67,28 +69,28 @@ def _context_id(message: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > CONTEXT_ID_MAX:
-        raise ProtocolError("invalid_field", f"context_id must be a string of 1..{CONTEXT_ID_MAX} characters")
+        raise ClientError("invalid_field", f"context_id must be a string of 1..{CONTEXT_ID_MAX} characters")
     return value
 
 
 def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
-    """Validate one client message; ProtocolError says what is wrong."""
+    """Validate one client message; ClientError says what is wrong."""
     kind = message.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("invalid_message", "message has no string 'type'")
+        raise ClientError("invalid_message", "message has no string 'type'")
     if kind not in CLIENT_TYPES:
-        raise ProtocolError("unknown_type", f"unknown message type '{kind[:64]}'")
+        raise ClientError("unknown_type", f"unknown message type '{kind[:64]}'")
     context_id = _context_id(message)
     if kind == "text.append":
         text = message.get("text")
         if not isinstance(text, str):
-            raise ProtocolError("invalid_field", "text.append needs a string 'text'", context_id)
+            raise ClientError("invalid_field", "text.append needs a string 'text'", context_id)
         try:
             text = clean_text(text)
         except InvalidText as exc:
-            raise ProtocolError(InvalidText.code, str(exc), context_id) from None
+            raise ClientError(InvalidText.code, str(exc), context_id) from None
         if len(text) > max_text_chars:
-            raise ProtocolError(
+            raise ClientError(
                 "text_too_long",
                 f"text.append carries {len(text)} characters; the limit is {max_text_chars}",
                 context_id,
@@ -102,14 +104,14 @@ def parse_command(message: dict[str, Any], *, max_text_chars: int) -> Command:
     if kind == "playback.position":
         played = _finite_non_negative(message.get("played_ms"))
         if played is None:
-            raise ProtocolError(
+            raise ClientError(
                 "invalid_field", "playback.position needs a finite, non-negative 'played_ms'", context_id
             )
         return Command(kind, context_id, played_ms=played)
     if kind == "input_audio":
         audio = message.get("audio")
         if not isinstance(audio, bytes | bytearray):
-            raise ProtocolError("invalid_field", "input_audio needs a bytes 'audio' field")
+            raise ClientError("invalid_field", "input_audio needs a bytes 'audio' field")
         return Command(kind, audio=bytes(audio))
     return Command(kind, context_id)
 
@@ -127,3 +129,22 @@ def _finite_non_negative(value: object) -> float | None:
 
 def encode_event_msgpack(event: dict[str, Any]) -> bytes:
     return msgpack.packb(event, use_bin_type=True)
+
+
+def query_patch(params: Mapping[str, str]) -> dict[str, Any]:
+    """`?engine=&voice=&format=&sample_rate=` preset the session (a `session.update` patch)."""
+    patch: dict[str, Any] = {}
+    for key in ("engine", "voice"):
+        if params.get(key):
+            patch[key] = params[key]
+    output: dict[str, Any] = {}
+    if params.get("format"):
+        output["encoding"] = params["format"]
+    if params.get("sample_rate"):
+        try:
+            output["sample_rate"] = int(params["sample_rate"])
+        except ValueError:
+            raise ConfigError("sample_rate", "must be an integer") from None
+    if output:
+        patch["output"] = output
+    return patch

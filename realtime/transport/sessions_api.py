@@ -24,13 +24,16 @@ from starlette.websockets import WebSocket
 
 from ..control.auth import extract_key
 from ..gateway import Gateway
+from ..session import server_events
+from ..session.errors import ClientError
 from ..session.observers import Observer
-from ..session.realtime import RealtimeSession, SessionError
+from ..session.realtime import RealtimeSession
+from .close_codes import CloseCode
 from .close_reason import close_reason
 from .commands import apply_command
 from .errors import ApiError
 from .json_body import read_json_object
-from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
+from .realtime_protocol import decode_text_frame, parse_command
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def _session_for_text(request: Request) -> RealtimeSession:
 def _run(session: RealtimeSession, message: dict[str, Any], max_text: int) -> None:
     try:
         apply_command(session, parse_command(message, max_text_chars=max_text))
-    except ProtocolError as exc:
+    except ClientError as exc:
         status = STATUS_BY_CODE.get(exc.code, 400)
         raise ApiError(status, exc.message, code=exc.code) from None
 
@@ -117,11 +120,12 @@ async def control_socket(websocket: WebSocket) -> None:
     key = extract_key(websocket.headers, websocket.query_params)
     session = gw.sessions.get(websocket.path_params["session_id"], key)
     if session is None:
-        await websocket.close(code=1008, reason="no such session")
+        await websocket.close(code=CloseCode.POLICY, reason="no such session")
         return
     if session.text_source is not None:
         await websocket.close(
-            code=1008, reason=f"session already takes text from its {session.text_source} connection"
+            code=CloseCode.POLICY,
+            reason=f"session already takes text from its {session.text_source} connection",
         )
         return
     session.text_source = CONTROL
@@ -131,11 +135,11 @@ async def control_socket(websocket: WebSocket) -> None:
 
     observer = Observer(send_event, send_timeout_s=gw.settings.send_timeout_s)
     session.add_observer(observer)
-    observer.offer({"type": "session.attached", **session.describe()})
+    observer.offer(server_events.session_attached(session.describe()))
     watching = asyncio.create_task(observer.run())
     closed = asyncio.create_task(session.closed.wait())
     receive: asyncio.Task[Any] | None = None
-    code, reason = 1000, "control socket closed"
+    code, reason = CloseCode.NORMAL, "control socket closed"
     try:
         while True:
             receive = asyncio.create_task(websocket.receive())
@@ -143,13 +147,13 @@ async def control_socket(websocket: WebSocket) -> None:
             if receive in done and receive.result()["type"] == "websocket.disconnect":
                 return  # the agent hung up (whatever else happened meanwhile)
             if watching in done:
-                code, reason = 1008, f"control socket not reading its events: {watching.result()}"
+                code, reason = CloseCode.POLICY, f"control socket not reading its events: {watching.result()}"
                 log.warning("control socket dropped", extra={"session_id": session.id, "reason": reason})
                 return
             if closed in done:  # its last events first: the writer offered them before it ended
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(observer.drain(), gw.settings.send_timeout_s)
-                code, reason = 1000, "session closed"
+                code, reason = CloseCode.NORMAL, "session closed"
                 return
             message = receive.result()
             receive = None
@@ -157,14 +161,14 @@ async def control_socket(websocket: WebSocket) -> None:
                 return
             try:
                 if message.get("text") is None:
-                    raise ProtocolError("invalid_frame", "the control socket takes JSON text frames only")
+                    raise ClientError("invalid_frame", "the control socket takes JSON text frames only")
                 command = parse_command(
                     decode_text_frame(message["text"]), max_text_chars=gw.settings.max_text_chars
                 )
                 if command.type == "input_audio":
-                    raise ProtocolError("invalid_frame", "audio goes to the session's media connection")
+                    raise ClientError("invalid_frame", "audio goes to the session's media connection")
                 apply_command(session, command)
-            except (ProtocolError, SessionError) as exc:
+            except ClientError as exc:
                 observer.offer(exc.event())
     finally:
         for task in (receive, closed, watching):

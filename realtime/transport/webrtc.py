@@ -6,6 +6,8 @@ its clients connect unchanged. The answer carries every server candidate
 `PATCH /v1/webrtc/offer` `{pc_id, candidates: [{candidate, sdpMid, sdpMLineIndex}]}`.
 A `session` object in the offer (or `?engine=&voice=`) presets the session,
 as `session.update` would. Auth and session limits are those of `/v1/realtime`.
+The transport runtime (`runtime.py`) opens, serves and closes the session; this file
+is signalling, and `webrtc_peer.py` the carriage.
 """
 
 from __future__ import annotations
@@ -21,17 +23,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..control.auth import LimitExceeded, extract_key
+from ..control.auth import extract_key
 from ..gateway import Gateway
-from ..session.config import ConfigError, SessionConfig, apply_update
-from ..session.realtime import RealtimeSession, new_session_id
 from .errors import ApiError
 from .json_body import read_json_object
+from .realtime_protocol import query_patch
+from .runtime import Opening, Refused, SessionRuntime
 from .webrtc_peer import FRAME_MS, LEAD_MS, SAMPLE_RATE, WebRtcConnection, WebRtcPeer
-from .websocket import query_patch, serve_session
 
 log = logging.getLogger(__name__)
 
+TRANSPORT = "webrtc"
 MAX_SDP_BYTES = 64 * 1024
 MAX_CANDIDATES = 64
 
@@ -43,16 +45,17 @@ class WebRtcPeers:
         self.peers: dict[str, WebRtcPeer] = {}
         self._runners: set[asyncio.Task[None]] = set()
 
-    def start(self, gw: Gateway, peer: WebRtcPeer, stack: ExitStack) -> None:
+    def start(self, peer: WebRtcPeer, stack: ExitStack) -> None:
+        """Serve `peer`'s session once it connects; `stack` holds its slot until it ends."""
         self.peers[peer.id] = peer
-        task = asyncio.get_running_loop().create_task(self._run(gw, peer, stack))
+        task = asyncio.get_running_loop().create_task(self._run(peer, stack))
         self._runners.add(task)
         task.add_done_callback(self._runners.discard)
 
-    async def _run(self, gw: Gateway, peer: WebRtcPeer, stack: ExitStack) -> None:
+    async def _run(self, peer: WebRtcPeer, stack: ExitStack) -> None:
         try:
             if await peer.wait_connected():
-                await serve_session(gw, peer.session, WebRtcConnection(peer), receive=peer.receive)
+                await peer.runtime.serve(peer.session, WebRtcConnection(peer), peer.receive)
             else:
                 log.info("webrtc peer never connected", extra={"pc_id": peer.id})
         except Exception:
@@ -88,6 +91,13 @@ def _string(body: dict[str, Any], name: str) -> str:
     return value
 
 
+def _refusal(refused: Refused) -> ApiError:
+    if refused.code == "too_many_sessions":
+        return ApiError(429, refused.message, code=refused.code)
+    param = None if refused.param is None else f"session.{refused.param}"
+    return ApiError(400, refused.message, param=param, code=refused.code)
+
+
 def _session_patch(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     patch = query_patch(request.query_params)
     extra = body.get("session")
@@ -105,8 +115,8 @@ def _session_patch(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def offer(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    body = await read_json_object(request, max_bytes=MAX_SDP_BYTES, timeout_s=gw.settings.body_timeout_s)
+    runtime = SessionRuntime.of(request.app)
+    body = await read_json_object(request, max_bytes=MAX_SDP_BYTES, timeout_s=runtime.settings.body_timeout_s)
     sdp = _string(body, "sdp")
     if body.get("type", "offer") != "offer":
         raise ApiError(400, "'type' must be 'offer'.", param="type", code="invalid_field")
@@ -114,22 +124,19 @@ async def offer(request: Request) -> Response:
         raise ApiError(400, "Renegotiation is not supported: open a new peer connection.", param="pc_id",
                        code="renegotiation_unsupported")  # fmt: skip
     key = extract_key(request.headers, request.query_params)
-    stack = ExitStack()
+    stack = ExitStack()  # the session slot, held by the peer's runner from here on
     try:
-        stack.enter_context(gw.limiter.acquire(key))
-    except LimitExceeded as exc:
-        raise ApiError(429, str(exc), code="too_many_sessions") from None
-    try:
-        config = apply_update(SessionConfig(), _session_patch(request, body))
-        session = RealtimeSession(
-            gw, session_id=new_session_id(), config=config, transport="webrtc", limits=gw.session_limits()
+        stack.enter_context(runtime.slot(key))
+        session = runtime.open(
+            Opening(TRANSPORT, key, preset=lambda: _session_patch(request, body), text_source=TRANSPORT)
         )
-    except ConfigError as exc:
+    except Refused as exc:
         stack.close()
-        raise ApiError(400, str(exc), param=f"session.{exc.field}", code="invalid_config") from None
-    session.api_key = key
-    session.text_source = "webrtc"
-    peer = WebRtcPeer(gw, session, f"pc_{secrets.token_urlsafe(16)}", key)
+        raise _refusal(exc) from None
+    except BaseException:
+        stack.close()
+        raise
+    peer = WebRtcPeer(runtime, session, f"pc_{secrets.token_urlsafe(16)}", key)
     try:
         answer_sdp = await peer.answer(sdp)
     except Exception as exc:  # aiortc raises ValueError and others on SDP it cannot use
@@ -139,7 +146,7 @@ async def offer(request: Request) -> Response:
         raise ApiError(
             400, f"The SDP offer could not be used: {exc}", param="sdp", code="invalid_sdp"
         ) from None
-    peers_of(request).start(gw, peer, stack)
+    peers_of(request).start(peer, stack)
     return JSONResponse({"sdp": answer_sdp, "type": "answer", "pc_id": peer.id, "session_id": session.id})
 
 

@@ -26,12 +26,14 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from ..gateway import Gateway
-from ..session.realtime import RealtimeSession, SessionError
-from ..session.send_watch import Expired
-from .commands import apply_command, errors_to_client
-from .idle import Activity, read_until_idle
-from .realtime_protocol import ProtocolError, decode_text_frame, parse_command
+from ..session import server_events
+from ..session.errors import ClientError
+from ..session.realtime import RealtimeSession
+from .close_codes import Close
+from .commands import apply_command
+from .idle import Activity
+from .realtime_protocol import decode_text_frame, parse_command
+from .runtime import SessionRuntime
 from .webrtc_track import PacedAudioTrack
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
 
 
 class WebRtcConnection:
-    """What `serve_session` writes to: audio into the track, events onto the data channel."""
+    """What the runtime serves the session over: audio into the track, events onto the data channel."""
 
     def __init__(self, peer: WebRtcPeer) -> None:
         self.peer = peer
@@ -122,17 +124,19 @@ class WebRtcConnection:
         self.peer.send_json(event)
 
     async def close(self, code: int, reason: str) -> None:
-        self.peer.send_json({"type": "session.closed", "code": code, "reason": reason})
+        self.peer.send_json(server_events.session_closed(code, reason))
         await self.peer.close()
 
 
 class WebRtcPeer:
-    def __init__(self, gw: Gateway, session: RealtimeSession, pc_id: str, api_key: str | None) -> None:
-        self.gw = gw
+    def __init__(
+        self, runtime: SessionRuntime, session: RealtimeSession, pc_id: str, api_key: str | None
+    ) -> None:
+        self.runtime = runtime
         self.session = session
         self.id = pc_id
         self.api_key = api_key
-        webrtc = gw.settings.webrtc
+        webrtc = runtime.settings.webrtc
         self.pc = RTCPeerConnection(rtc_configuration(webrtc.ice_servers))
         self.track = PacedAudioTrack(
             sample_rate=SAMPLE_RATE, frame_ms=FRAME_MS, capacity_frames=max(1, int(LEAD_MS // FRAME_MS))
@@ -184,8 +188,11 @@ class WebRtcPeer:
         @channel.on("message")
         def _on_message(message: str | bytes) -> None:
             if self.inbox.qsize() >= MAX_INBOX:
-                self.session.emit({"type": "error", "code": "rate_limited",
-                                   "message": f"more than {MAX_INBOX} messages waiting; message dropped"})  # fmt: skip
+                self.session.emit(
+                    server_events.error(
+                        "rate_limited", f"more than {MAX_INBOX} messages waiting; message dropped"
+                    )
+                )
                 return
             size = message_bytes(message)
             self.inbox.put_nowait(_Oversized(size) if size > max_bytes else message)
@@ -227,7 +234,7 @@ class WebRtcPeer:
                 self.session.update({"input_audio": {"encoding": "pcm", "sample_rate": frame.sample_rate}})
             try:
                 self.session.feed_uplink(pcm.tobytes())
-            except SessionError:  # input_audio was changed by the client: put it back
+            except ClientError:  # input_audio was changed by the client: put it back
                 configured_rate = None
 
     # -- events to the client -------------------------------------------------------------------
@@ -242,35 +249,33 @@ class WebRtcPeer:
 
     # -- running --------------------------------------------------------------------------------
 
-    async def receive(self, gw: Gateway, session: RealtimeSession, conn: object) -> tuple[int, str] | None:
-        """`serve_session`'s reader: commands from the data channel until the peer goes away."""
-        activity = Activity(session.clock)
+    async def receive(self, session: RealtimeSession) -> Close | None:
+        """The session's receive loop: commands from the data channel until the peer goes away."""
 
-        def quiet_since() -> float | None:  # the media path alive: a listening peer may stay quiet long
+        def quiet_since(activity: Activity) -> float | None:  # media flowing: a listener may stay quiet
             return None if self.pc.connectionState == "connected" else activity.last
 
-        result = await read_until_idle(
-            self._read_channel(gw, session, activity), idle_s=gw.settings.idle_timeout_s, quiet_since=quiet_since,
-            clock=session.clock,
-        )  # fmt: skip
-        return (4408, "idle timeout") if isinstance(result, Expired) else None
+        return await self.runtime.until_idle(
+            session, self._read_channel, quiet_since=quiet_since, announce=False
+        )
 
-    async def _read_channel(self, gw: Gateway, session: RealtimeSession, activity: Activity) -> None:
-        max_text = gw.settings.max_text_chars
+    async def _read_channel(self, activity: Activity) -> None:
+        session, runtime = self.session, self.runtime
+        max_text = runtime.settings.max_text_chars
         while True:
             message = await self.inbox.get()
             activity.touch()
             if message is _CLOSED:
                 return
-            with errors_to_client(gw, session):
+            with runtime.client_errors(session):
                 if isinstance(message, _Oversized):
-                    raise ProtocolError(
+                    raise ClientError(
                         "frame_too_large",
                         f"a data channel message of {message.size} bytes is over the limit of "
                         f"{session.limits.max_frame_bytes} (max_frame_bytes); it was dropped",
                     )
                 if not isinstance(message, str):
-                    raise ProtocolError("invalid_frame", "the data channel carries JSON text messages")
+                    raise ClientError("invalid_frame", "the data channel carries JSON text messages")
                 apply_command(session, parse_command(decode_text_frame(message), max_text_chars=max_text))
 
     async def wait_connected(self) -> bool:

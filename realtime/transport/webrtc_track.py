@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-FADE_MS = 10.0
+from ..audio.fade import fade_out
+from ..session.clock import Clock, MonotonicClock
 
 
 class FramePacer:
@@ -74,14 +73,15 @@ class PacedAudioTrack(MediaStreamTrack):
         sample_rate: int = 48000,
         frame_ms: int = 20,
         capacity_frames: int = 5,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         lateness_window: int = 3000,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
         self.capacity = capacity_frames
-        self._clock = clock
+        self._clock = clock or MonotonicClock()
+        """Reads the time only: the wait for a frame's slot is real (aiortc pulls in real time)."""
         self._pacer = FramePacer(frame_ms / 1000.0)
         self._queue: deque[tuple[np.ndarray, str]] = deque()
         self._space = asyncio.Event()
@@ -116,10 +116,9 @@ class PacedAudioTrack(MediaStreamTrack):
         dropped = [pcm for pcm, ctx in self._queue if ctx == context_id]
         if not dropped:
             return 0.0
-        fade_len = min(self.frame_samples, int(self.sample_rate * FADE_MS / 1000))
         faded = np.zeros(self.frame_samples, np.int16)
-        ramp = np.cos(np.linspace(0.0, np.pi / 2, fade_len, dtype=np.float32))
-        faded[:fade_len] = (dropped[0][:fade_len].astype(np.float32) * ramp).astype(np.int16)
+        fade = fade_out(dropped[0], self.sample_rate)
+        faded[: fade.size] = fade
         self._queue = deque([(faded, context_id), *kept])
         self._space.set()
         ms = (len(dropped) - 1) * self.frame_samples * 1000.0 / self.sample_rate
@@ -129,13 +128,13 @@ class PacedAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        due = self._pacer.due(self._clock())
-        wait = due - self._clock()
+        due = self._pacer.due(self._clock.now())
+        wait = due - self._clock.now()
         if wait > 0:
             await asyncio.sleep(wait)
         if self.readyState != "live":
             raise MediaStreamError
-        now = self._clock()
+        now = self._clock.now()
         self.lateness_s.append(max(0.0, now - due))
         self._pacer.sent()
         if self._queue:

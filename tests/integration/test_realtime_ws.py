@@ -1022,6 +1022,26 @@ def test_session_close_finishes_pending_audio_then_closes_1000(tone: LiveServer)
     run(scenario())
 
 
+def test_an_unknown_websocket_path_is_a_404_that_says_so(tone: LiveServer) -> None:
+    """Not the framework's bare 403, which every vendor client reports as a bad API key."""
+
+    async def scenario() -> None:
+        for path in ("/v1/realtime/stream-input", "/v1/speak", "/web/ws"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(tone.url.replace("http://", "ws://") + path):
+                    pass
+            response = refused.value.response
+            assert response.status_code == 404, (path, response.status_code)
+            error = json.loads(bytes(response.body or b""))["error"]
+            assert (
+                error["code"] == "not_found"
+                and path in error["message"]
+                and "/v1/realtime" in error["message"]
+            )
+
+    run(scenario())
+
+
 def test_api_key_is_required_and_a_refusal_says_why() -> None:
     async def scenario(live: LiveServer) -> None:
         async with session(live, query={"api_key": "sesame"}) as client:

@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from realtime.session.clock import FakeClock
 from realtime.transport.webrtc_track import FramePacer, PacedAudioTrack
 
 
@@ -27,14 +28,6 @@ def test_pacer_resyncs_after_a_long_stall_instead_of_bursting() -> None:
     assert pacer.due(1.0) == 1.0 and pacer.resyncs == 1
     pacer.sent()
     assert pacer.due(1.0) == pytest.approx(1.02)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def frame(value: int, n: int = 960) -> np.ndarray:
