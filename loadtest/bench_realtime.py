@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+from pathlib import Path
 
 from .bench_bargein import caller_speech, trial
 from .bench_engine import measure
@@ -72,6 +73,7 @@ def main() -> None:
         help="CPUs of its own for the load generator (default 0: it shares every CPU with the server)",
     )
     parser.add_argument("--json")
+    parser.add_argument("--checkout", type=Path, help="measure the gateway of this source tree instead")
     args = parser.parse_args()
     split = CoreSplit.isolated(args.loadgen_cores)
     results: dict[str, object] = {
@@ -83,7 +85,7 @@ def main() -> None:
     capacity_before = engine_capacity(split.server)
     print(f"engine capacity (in-process, 16 jobs, {cores} workers): {capacity_before:.1f}x real time")
     env = {"REALTIME_PIPER__WORKERS": str(cores)}  # as many workers as the capacity measurement had
-    with ServerProcess(env=env, cpus=split.server) as server, pinned(split.loadgen):
+    with ServerProcess(env=env, cpus=split.server, checkout=args.checkout) as server, pinned(split.loadgen):
         ws = server.url.replace("http", "ws", 1)
         ttfa = run_client(run_ws_load(ws, sessions=1, duration_s=args.duration, tokens_per_second=30.0))
         results["ttfa_1_session"] = ttfa.aggregate().summary()

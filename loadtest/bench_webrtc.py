@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import websockets
@@ -95,8 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--json", default="docs/bench-webrtc.json")
+    parser.add_argument("--checkout", type=Path, help="measure the gateway of this source tree instead")
     args = parser.parse_args()
-    with ServerProcess() as server:
+    with ServerProcess(checkout=args.checkout) as server:
         ws_url = server.url.replace("http", "ws", 1)
         ws_ms: list[float] = []
         rtc_ms: list[float] = []
