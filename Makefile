@@ -36,6 +36,7 @@ serve: install
 lint: install-test
 	$(BIN)/ruff check realtime tests loadtest
 	$(BIN)/ruff format --check realtime tests loadtest
+	$(BIN)/lint-imports
 
 # The browser tests drive Debian's Chromium (playwright's own browser download is not used).
 chromium:
@@ -45,11 +46,13 @@ chromium:
 
 test: install-test chromium
 	$(BIN)/ruff check realtime tests loadtest
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # The inner loop: lint, the pure core and the unit tests (no server, no browser), in well under 60 s.
 test-fast: install-test
 	$(BIN)/ruff check realtime tests loadtest
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not server and not browser"
 
 bench: install
