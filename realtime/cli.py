@@ -61,7 +61,7 @@ async def _say(args: argparse.Namespace) -> int:
             return 1
         rate = args.sample_rate or selection.engine.info.sample_rate
         output = AudioOutput(fmt, selection.engine.info.sample_rate, rate)
-        context = gateway.new_context(selection, speed=args.speed)
+        context = gateway.new_context(selection, speed=args.speed, stretch_pauses=False)
         context.append(args.text)
         context.done()
         data = bytearray()

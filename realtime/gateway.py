@@ -85,6 +85,7 @@ class Gateway:
         session_id: str | None = None,
         context_id: str = "",
         low_latency: bool = False,
+        stretch_pauses: bool = True,
     ) -> SpeechContext:
         return SpeechContext(
             selection.engine,
@@ -96,4 +97,5 @@ class Gateway:
             max_ahead_s=self.settings.max_ahead_s,
             max_text_chars=max(self.settings.max_input_chars, 100_000),
             low_latency=low_latency,
+            stretch_pauses=stretch_pauses,
         )

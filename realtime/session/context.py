@@ -89,6 +89,7 @@ class SpeechContext:
         max_ahead_s: float = 20.0,
         max_text_chars: int = 100_000,
         low_latency: bool = False,
+        stretch_pauses: bool = True,
         crossfade_ms: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
@@ -98,6 +99,9 @@ class SpeechContext:
         self.session_id = session_id
         self.context_id = context_id
         self.low_latency = low_latency
+        self.stretch_pauses = stretch_pauses and not low_latency
+        """Pauses at clause and sentence ends may stretch with silence (`pause_after`) while the next
+        segment synthesizes: for listeners in real time, not for audio saved whole (REST, the CLI)."""
         self.sample_rate = engine.info.sample_rate
         self.clock = clock or MonotonicClock()
         self.config = planner
@@ -314,7 +318,7 @@ class SpeechContext:
         self._next_segment_id += 1
         self.stats.mid_phrase_cuts += self._last_cut_mid_phrase
         self._last_cut_mid_phrase = ends_mid_phrase(text)
-        self._pause_after_last_s = 0.0 if self.low_latency else pause_after(text, self.config)
+        self._pause_after_last_s = pause_after(text, self.config) if self.stretch_pauses else 0.0
         self.stats.last_chunk_chars = len(text)
         if self.stats.first_job_at is None:
             self.stats.first_job_at = job.submitted_at

@@ -74,7 +74,9 @@ async def speech(request: Request) -> Response:
         raise ApiError(429, str(exc), code="too_many_sessions") from None
     session_id = uuid.uuid4().hex[:12]
     session_id_var.set(session_id)
-    context = gw.new_context(selection, speed=req.speed, session_id=session_id)
+    # A response is often saved whole: the same input gives the same audio, however loaded the
+    # server is (no pause stretched because synthesis fell behind real time).
+    context = gw.new_context(selection, speed=req.speed, session_id=session_id, stretch_pauses=False)
     context.append(req.input)
     context.done()
     transport = "rest_sse" if req.stream_format == "sse" else "rest"
