@@ -284,8 +284,9 @@ class PhrasingPolicy:
         load: float = 1.0,
     ) -> Cut:
         """`pause_s`: how long the pause at the end of the audio ahead may stretch (`pause_after`
-        of the last segment cut): the next segment may be that much later. `load`: the engine's
-        jobs running or waiting per worker (scales the margin)."""
+        of the last segment cut): while a worker is free, the next segment may be that much later;
+        on a saturated engine it is kept as a cushion against late segments, never planned on.
+        `load`: the engine's jobs running or waiting per worker (also scales the margin)."""
         idle_ms = self.idle_ms(now)
         long_idle = idle_ms >= IDLE_FINAL_FACTOR * self.config.idle_flush_ms  # likely ended without done
         if planner.chunks_planned == 0 or buffered_s <= 0 or low_latency:
@@ -294,6 +295,8 @@ class PhrasingPolicy:
             return Cut(plan.min_chars, plan.max_chars, None, force, done or flushing or long_idle)
         wall_s = self.wall_s(planner, engine_speed)
         margin = self.margin_s(wall_s, load)
+        if load >= 1.0:  # predictions fail under load: the stretch then covers their errors instead
+            pause_s = 0.0
         budget_s = (
             buffered_s + pause_s - margin - self.wait.value
         )  # synthesis that fits before the listener runs dry

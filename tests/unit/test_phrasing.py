@@ -94,7 +94,8 @@ def tokens(text: str, cps: float, start: float = 0.0, size: int = 4) -> list[tup
 def simulate(
     stream: list[tuple[float, str]], *, speed: float, margin: float = 1.0, **settings: float
 ) -> tuple[list[str], int]:
-    """The context's decisions under a fake clock: one worker at `speed`× real time, each segment's
+    """The context's decisions under a fake clock: one worker at `speed`× real time (beside another
+    that serves other sessions: a job is half the engine's load), each segment's
     audio (0.3 s + 50 ms per character, Piper's) arriving whole when its job ends, playback starting
     with the first. A segment ready after playback ran dry stretches the pause before it (silence) up
     to `pause_after` of the segment before; later than that it is an underrun. Returns the segments
@@ -122,7 +123,7 @@ def simulate(
             plan = planner.plan(buffered)
             cut = policy.cut(plan, planner, now=now, buffered_s=buffered, pending_chars=segmenter.pending_chars,
                              done=i == len(stream), flushing=False, engine_speed=speed, pause_s=pause,
-                             load=float(len(jobs)))  # fmt: skip
+                             load=len(jobs) / 2)  # fmt: skip
             text = segmenter.next_segment(cut.min_chars, cut.max_chars, final=cut.final, force=cut.force,
                                           clause_max=cut.clause_max)  # fmt: skip
             if text is None:
@@ -213,3 +214,22 @@ def test_a_pause_stretches_most_after_a_sentence_little_after_a_clause_and_never
 )
 def test_ends_mid_phrase(segment: str, mid: bool) -> None:
     assert ends_mid_phrase(segment) is mid
+
+
+def test_a_stretchable_pause_is_planned_on_only_while_a_worker_is_free() -> None:
+    """With a worker free, the pause after the audio ahead lets the words wait longer for their clause
+    mark; on a saturated engine it changes nothing (it only covers a late segment with silence)."""
+    cfg = PlannerSettings()
+    planner = ChunkPlanner(cfg, nominal_speed=10.0, audio_per_char_s=0.05, audio_per_segment_s=0.3)
+    planner.committed(planner.plan(0.0), 5)  # "Sure," is playing
+
+    def forced(buffered_s: float, pause_s: float, load: float) -> bool:
+        policy = PhrasingPolicy(cfg, now=0.0)
+        policy.on_text(0.0, "Sure, I can help")
+        cut = policy.cut(planner.plan(buffered_s), planner, now=0.1, buffered_s=buffered_s, pending_chars=10,
+                         done=False, flushing=False, engine_speed=10.0, pause_s=pause_s, load=load)  # fmt: skip
+        return cut.force
+
+    grid = [b / 100 for b in range(1, 200)]
+    assert any(forced(b, 0.0, 0.99) and not forced(b, 0.4, 0.99) for b in grid)
+    assert all(forced(b, 0.0, 1.0) == forced(b, 0.4, 1.0) for b in grid)
