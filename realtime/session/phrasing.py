@@ -257,12 +257,14 @@ class PhrasingPolicy:
         return lambda chars: self.wait.value + planner.predict_audio_s(chars) / speed
 
     def margin_s(self, wall_s: Callable[[int], float], load: float) -> float:
-        """Slack kept before the listener runs dry: `clause_margin` small-chunk times on a saturated
-        engine, half that on an idle one. Predictions go wrong mostly under load (a worker frees up
-        later than expected, other sessions' deadlines move); on an idle engine the full margin made
-        a second clause that could have waited for its mark ("Sure," | "I can help" | "with that.")
-        be cut between words."""
-        scale = 0.5 + 0.5 * min(1.0, max(0.0, load))
+        """Slack kept before the listener runs dry: `clause_margin` small-chunk times, half that while
+        at most half the engine's workers are busy (load <= 0.5: this context's own job on a
+        two-worker engine). Predictions go wrong mostly under load (a worker frees up later than
+        expected, other sessions' deadlines move); on an idle engine the full margin made a second
+        clause that could have waited for its mark ("Sure," | "I can help" | "with that.") be cut
+        between words. A margin that shrank in proportion to the load let late frames in under
+        heavy load, whenever the load dipped for a moment (docs/BENCHMARKS.md, "Phrasing")."""
+        scale = 0.5 if load <= 0.5 else 1.0
         return self.config.clause_margin * scale * wall_s(self.config.first_max_chars)
 
     def idle_ms(self, now: float) -> float:
