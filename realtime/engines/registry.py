@@ -57,6 +57,9 @@ ENGINES: dict[str, EngineSpec] = {
     "piper": EngineSpec("realtime.engines.piper", engine="PiperEngine", settings="PiperSettings"),
     "tone": EngineSpec("realtime.engines.tone", engine="ToneEngine", settings="ToneSettings"),
     "orpheus": EngineSpec("realtime.engines.orpheus", engine="OrpheusEngine", settings="OrpheusSettings"),
+    "http": EngineSpec(
+        "realtime.engines.http", engine="HttpEngine", settings="HttpSettings", instances="instances"
+    ),
 }
 """Name (as in `engines`, the `model` field, and the settings section) -> spec."""
 
