@@ -66,7 +66,8 @@ class Call:
     finished: bool = False
     """The whole answer was sent."""
     disconnected_at: float | None = None
-    """When the server noticed the client had gone before the end (time.monotonic())."""
+    """When the stream stopped before the end (time.monotonic()): the client went away, or the plan
+    broke it off."""
 
     @property
     def open(self) -> bool:
