@@ -6,6 +6,10 @@ pydantic model, pydantic only). The settings root imports the settings models
 to aggregate one section per engine (`[piper]`, `REALTIME_ORPHEUS__...`); an
 engine's own code is imported only when `engines` names it, and nothing loads a
 model at import time. Nothing else branches on an engine's name or type.
+
+A spec with `instances` is an engine kind that can also run under names the user
+chooses, one engine per entry of that field of its settings (the `http` engine:
+one upstream server per name). `build_engine` resolves those names too.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class EngineSpec:
     package: str
     engine: str
     settings: str
+    instances: str | None = None
+    """The field of the engine's settings that maps names of the user's choosing to settings of more
+    engines of its kind (`http`'s `instances`), each built with `name=` set; None: it runs once, under
+    its registered name."""
 
     def settings_model(self) -> type[BaseModel]:
         model = getattr(importlib.import_module(f"{self.package}.settings"), self.settings)
@@ -39,15 +47,19 @@ class EngineSpec:
             raise TypeError(f"{self.package}.settings.{self.settings} is not a pydantic model")
         return model
 
-    def build(self, config: Any) -> Engine:
-        """Construct the engine (cheap: loading happens in its `start`)."""
-        return getattr(importlib.import_module(f"{self.package}.engine"), self.engine)(config)
+    def build(self, config: Any, name: str | None = None) -> Engine:
+        """Construct the engine (cheap: loading happens in its `start`); `name`: an instance's."""
+        engine = getattr(importlib.import_module(f"{self.package}.engine"), self.engine)
+        return engine(config) if name is None else engine(config, name=name)
 
 
 ENGINES: dict[str, EngineSpec] = {
     "piper": EngineSpec("realtime.engines.piper", engine="PiperEngine", settings="PiperSettings"),
     "tone": EngineSpec("realtime.engines.tone", engine="ToneEngine", settings="ToneSettings"),
     "orpheus": EngineSpec("realtime.engines.orpheus", engine="OrpheusEngine", settings="OrpheusSettings"),
+    "http": EngineSpec(
+        "realtime.engines.http", engine="HttpEngine", settings="HttpSettings", instances="instances"
+    ),
 }
 """Name (as in `engines`, the `model` field, and the settings section) -> spec."""
 
@@ -59,9 +71,30 @@ def spec(name: str) -> EngineSpec:
         raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(ENGINES))}") from None
 
 
+def instances(settings: Settings) -> dict[str, tuple[EngineSpec, Any]]:
+    """Engines configured under names of the user's choosing: name -> (its kind's spec, its settings).
+    A name taken twice (by a registered engine or another instance) is refused."""
+    found: dict[str, tuple[EngineSpec, Any]] = {}
+    for kind, kind_spec in ENGINES.items():
+        if kind_spec.instances is None:
+            continue
+        for name, config in getattr(getattr(settings, kind), kind_spec.instances).items():
+            if name in ENGINES or name in found:
+                raise ValueError(f"engine name {name!r} in {kind}.{kind_spec.instances} is already taken")
+            found[name] = (kind_spec, config)
+    return found
+
+
 def build_engine(name: str, settings: Settings) -> Engine:
-    """The engine `name`, configured by its section of `settings`."""
-    return spec(name).build(getattr(settings, name))
+    """The engine `name`, configured by its section of `settings`, or an instance of that name."""
+    named = instances(settings)
+    if name in named:
+        kind_spec, config = named[name]
+        return kind_spec.build(config, name=name)
+    if name not in ENGINES:
+        known = ", ".join(sorted([*ENGINES, *named]))
+        raise ValueError(f"unknown engine {name!r}; known: {known}")
+    return ENGINES[name].build(getattr(settings, name))
 
 
 class EngineRegistry:

@@ -130,13 +130,14 @@ async def _encoded(
     events: AsyncGenerator[ContextEvent, None], output: AudioOutput
 ) -> AsyncGenerator[bytes | ContextError, None]:
     """The context's audio as encoded bytes, as they come (the encoder's tail at the end); a failed
-    synthesis ends it with the tail of what was encoded, then the `ContextError`."""
+    synthesis ends it with the tail of what was encoded, then the `ContextError`. A failure before
+    any audio yields no tail: a container's header alone would go out as a 200 with no speech."""
     async for event in events:
         if isinstance(event, AudioOut):
             if data := output.write(event.samples):
                 yield data
         elif isinstance(event, ContextError):
-            if tail := output.finish():
+            if output.samples_out and (tail := output.finish()):
                 yield tail
             yield event
             return

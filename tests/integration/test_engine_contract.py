@@ -56,9 +56,18 @@ def orpheus_settings(folder: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def http_settings(_folder: Path) -> dict[str, Any]:
+    """Another gateway (in this process) serving the tone engine: a fault-free upstream whose requests
+    last long enough for the cancellation and admission tests. Two slots, so two jobs block them."""
+    from tests.http_upstreams import tone_gateway
+
+    return {"urls": [f"{tone_gateway().url}/v1"], "max_concurrency": 2, "audio_per_char_s": 0.06}
+
+
 CONTRACT_SETTINGS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "piper": lambda _folder: {"workers": 2, "arena_trim_idle_s": 0},  # no trim taking a slot mid-test
     "orpheus": orpheus_settings,
+    "http": http_settings,
 }
 """Per engine, its settings section for these tests (files it needs go in `folder`); default: {}."""
 

@@ -290,6 +290,25 @@ def test_not_ready_returns_503_until_loaded() -> None:
         assert r.status_code == 200 and len(r.content) > 0
 
 
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "wav", "pcm"])
+def test_synthesis_failing_before_any_audio_is_an_error_in_every_format(fmt: str) -> None:
+    """Not a 200 carrying only a container's header (the encoder's tail): a 200 always has speech."""
+    with LiveServer(engines=["tone"]) as live:
+        engine = live.gateway.engines.get("tone")
+
+        def fail(job: object, emit: object) -> None:
+            raise RuntimeError("the model crashed")
+
+        engine._work = fail  # type: ignore[union-attr]
+        r = httpx.post(
+            f"{live.url}/v1/audio/speech",
+            json={"model": "tone", "voice": "mid", "input": "Hello there.", "response_format": fmt},
+        )
+        assert r.status_code == 500, r.content[:60]
+        error = r.json()["error"]
+        assert error["code"] == "engine_error" and "the model crashed" in error["message"]
+
+
 def test_api_keys() -> None:
     with LiveServer(engines=["tone"], api_keys=["sekret"]) as live:
         with pytest.raises(openai.AuthenticationError):
