@@ -22,7 +22,7 @@ from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
 from .text.sanitize import printable
-from .transport import admin_api, rest, sessions_api, twilio, webrtc, websocket
+from .transport import admin_api, orpheus_compat, rest, sessions_api, twilio, webrtc, websocket
 from .transport.close_codes import CloseCode
 from .transport.close_reason import close_reason
 from .transport.errors import CLIENT_CLOSED_REQUEST, ApiError
@@ -105,6 +105,7 @@ async def info(request: Request) -> Response:
                 "/v1/audio/voices",
                 "/v1/engines",
                 "/v1/config",
+                "/speak",
                 "/health",
                 "/ready",
                 "/metrics",
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             *sessions_api.routes,
             *webrtc.routes,
             *admin_api.routes,
+            *orpheus_compat.routes,
             WebSocketRoute("/{path:path}", unknown_websocket),
             *_static_mount(settings),
         ],
