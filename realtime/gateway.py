@@ -15,8 +15,11 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 from .control.auth import Authenticator, SessionLimiter
+from .control.config_watch import ConfigWatcher, watched_path
+from .control.hot_config import apply_patch
 from .control.metrics import Metrics
 from .control.settings import Settings
 from .control.voices import Selection, VoiceResolver
@@ -43,6 +46,7 @@ class Gateway:
             settings.max_sessions, settings.max_sessions_per_key, per_key=self.auth.enabled
         )
         self._loading: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
         self.sessions = SessionRegistry(per_key=self.auth.enabled)
         """Open realtime sessions, for the session control API."""
         self.source = RegistrySource(self)
@@ -53,16 +57,29 @@ class Gateway:
 
     def start_loading(self) -> None:
         """Load engines in the background so /health answers while models warm up."""
-        self._loading = asyncio.get_running_loop().create_task(self.engines.start())
+        loop = asyncio.get_running_loop()
+        self._loading = loop.create_task(self.engines.start())
+        path = watched_path()
+        if self.settings.watch_config and path is not None:
+            self._watching = loop.create_task(ConfigWatcher(path, self.patch_settings).run())
 
     async def wait_ready(self) -> None:
         if self._loading is not None:
             await self._loading
 
     async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.engines.stop()
+
+    def patch_settings(self, patch: dict[str, Any]) -> Settings:
+        """Apply a change of hot settings (`PATCH /v1/config`, a watched file saved); ConfigPatchError
+        if it cannot apply (nothing of it is applied then)."""
+        new = apply_patch(self.settings, patch, [e.name for e in self.engines.entries()])
+        self.apply_settings(new)
+        return new
 
     def apply_settings(self, new: Settings) -> None:
         """Make `new` the settings new contexts read (`control/hot_config.py` made and checked it):

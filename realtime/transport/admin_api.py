@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..control.auth import extract_key
-from ..control.hot_config import HOT_FIELDS, ConfigPatchError, apply_patch, hot_view, public_view
+from ..control.hot_config import HOT_FIELDS, ConfigPatchError, hot_view, public_view
 from ..control.settings import CoreSettings
 from ..control.voices import is_openai_model
 from ..engines.base import EngineError
@@ -145,8 +145,9 @@ async def put_engine(request: Request) -> Response:
             config = _settings_for(kind, entry, body.get("settings", {}), defaults)
             entry = gw.engines.configure(name, kind, config)
         if "fallbacks" in body:
-            fallbacks = {**gw.settings.failover.fallbacks, name: body["fallbacks"]}
-            gw.apply_settings(apply_patch(gw.settings, {"failover": {"fallbacks": fallbacks}}, _names(gw)))
+            gw.patch_settings(
+                {"failover": {"fallbacks": {**gw.settings.failover.fallbacks, name: body["fallbacks"]}}}
+            )
         if body.get("load"):
             gw.engines.load(name)
     except ConfigPatchError as exc:
@@ -157,10 +158,6 @@ async def put_engine(request: Request) -> Response:
         raise ApiError(400, str(exc), param="settings", code="invalid_value") from None
     assert entry is not None
     return JSONResponse(_describe(gw, entry), status_code=201 if created else 200)
-
-
-def _names(gw: Gateway) -> list[str]:
-    return [e.name for e in gw.engines.entries()]
 
 
 async def get_config(request: Request) -> Response:
@@ -175,11 +172,10 @@ async def patch_config(request: Request) -> Response:
     gw = _admin(request)
     body = await read_json_object(request, timeout_s=gw.settings.body_timeout_s)
     try:
-        new = apply_patch(gw.settings, body, _names(gw))
+        new = gw.patch_settings(body)
     except ConfigPatchError as exc:
         code = "not_hot" if exc.field in body and exc.field not in HOT_FIELDS else "invalid_value"
         raise ApiError(400, str(exc), param=exc.field, code=code) from None
-    gw.apply_settings(new)
     return JSONResponse({"hot": hot_view(new), "hot_fields": HOT_FIELDS})
 
 

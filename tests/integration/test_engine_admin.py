@@ -115,6 +115,10 @@ def test_hot_settings_apply_to_new_requests_and_cold_ones_are_refused(admin_serv
     invalid = httpx.patch(f"{url}/v1/config", json={"planner": {"growth": 0.1}})
     assert invalid.status_code == 400 and invalid.json()["error"]["param"] == "planner.growth"
     assert httpx.patch(f"{url}/v1/config", json={"default_engine": "tone"}).status_code == 200
+    chained = httpx.put(f"{url}/v1/engines/tone-d", json={"fallbacks": ["tone"]})
+    assert chained.status_code == 200 and chained.json()["fallbacks"] == ["tone"]
+    assert httpx.get(f"{url}/v1/config").json()["hot"]["failover"]["fallbacks"] == {"tone-d": ["tone"]}
+    assert httpx.put(f"{url}/v1/engines/tone-d", json={"fallbacks": ["nope"]}).status_code == 400
 
 
 def test_admin_routes_need_an_admin_key_once_keys_are_configured() -> None:

@@ -4,11 +4,15 @@ the serving instance, fallback chains and health; and hot settings (`control/hot
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from realtime.control.config_watch import ConfigWatcher
 from realtime.control.hot_config import ConfigPatchError, apply_patch, hot_changes, hot_view, public_view
 from realtime.control.settings import load_settings
 from realtime.engines.base import EngineError
@@ -16,6 +20,7 @@ from realtime.engines.managed import EngineState
 from realtime.engines.registry import EngineBusy, EngineRegistry
 from realtime.engines.tone.engine import ToneEngine
 from realtime.engines.tone.settings import ToneSettings
+from realtime.gateway import Gateway
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -185,3 +190,24 @@ def test_hot_settings_are_validated_and_only_hot_fields_change() -> None:
     assert hot_view(new)["default_engine"] == "tone"
     patch, cold_fields = hot_changes(settings, new.model_copy(update={"port": 9000}))
     assert set(patch) == {"default_engine", "planner", "voice_map"} and cold_fields == ["port"]
+
+
+def test_a_watched_settings_file_applies_its_hot_changes_on_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "realtime.toml"
+    config.write_text('engines = ["piper", "tone"]\n[planner]\nfirst_max_chars = 30\n')
+    monkeypatch.setenv("REALTIME_CONFIG", str(config))
+    gateway = Gateway(load_settings(watch_config=True))
+    watcher = ConfigWatcher(config, gateway.patch_settings)
+    assert not watcher.check(), "nothing saved yet"
+    config.write_text('engines = ["tone", "piper"]\nport = 9000\n[planner]\nfirst_max_chars = 18\n')
+    os.utime(config, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert watcher.check()
+    assert gateway.settings.planner.first_max_chars == 18 and gateway.settings.default_engine == "tone"
+    assert gateway.engines.default == "tone" and gateway.settings.port == 8000, (
+        "a cold field waits for a restart"
+    )
+    config.write_text("engines = [\n")  # half-written
+    os.utime(config, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
+    assert not watcher.check() and gateway.settings.planner.first_max_chars == 18
