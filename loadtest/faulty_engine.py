@@ -27,8 +27,11 @@ POLL_S = 0.005
 
 
 class FaultyEngine:
-    def __init__(self, name: str = "faulty", **tone: Any) -> None:
+    def __init__(self, name: str = "faulty", *, gain: float = 1.0, **tone: Any) -> None:
+        """`gain` scales its audio: at 0.5 no frame of it is as loud as the tone engine's, so a listener
+        can tell which engine made a frame (`bench_failover`)."""
         self._tone = ToneEngine(ToneSettings(**tone))
+        self.gain = gain
         self.info = replace(self._tone.info, name=name)
         self.stats = self._tone.stats
         self.mode = "ok"
@@ -88,6 +91,6 @@ class FaultyEngine:
         try:
             async for chunk in stream:
                 await self._gate(job)
-                yield chunk
+                yield chunk * self.gain if self.gain != 1.0 else chunk
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
