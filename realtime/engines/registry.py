@@ -278,6 +278,9 @@ class EngineRegistry:
         loading = entry.task if entry.state is EngineState.LOADING else None
         if loading is not None:
             loading.cancel()
+        if entry.reloading and entry.task is not None:
+            entry.task.cancel()  # new settings were loading beside it: they go too
+            entry.reloading = False
         entry.state = EngineState.DRAINING
         entry.task = self._spawn(self._drain(entry, loading))
         return entry
@@ -330,6 +333,9 @@ class EngineRegistry:
     async def _reload(self, entry: ManagedEngine, fresh: Instance) -> None:
         try:
             await fresh.engine.start()
+        except asyncio.CancelledError:
+            await _stop_quietly(fresh.engine, entry.name)
+            raise
         except Exception as exc:  # the serving instance stays; the error is shown
             log.exception("engine failed to load new settings", extra={"engine": entry.name})
             entry.reloading, entry.error = False, f"new settings did not load: {type(exc).__name__}: {exc}"

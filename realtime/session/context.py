@@ -390,6 +390,8 @@ class SpeechContext:
         resampler = StreamResampler(rate, self.sample_rate) if rate != self.sample_rate else None
         try:
             async for chunk in engine.synthesize(job.job):
+                if job.attempt != attempt:
+                    return  # superseded (a stall moved it) as this chunk came: it runs elsewhere now
                 self._add_audio(job, resampler.process(chunk) if resampler is not None else chunk)
             if resampler is not None:
                 self._add_audio(job, resampler.flush())

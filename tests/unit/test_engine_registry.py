@@ -147,6 +147,23 @@ def test_new_settings_load_beside_the_serving_instance_and_take_over_when_ready(
     run(main())
 
 
+def test_an_unload_during_a_reload_stops_both_instances() -> None:
+    async def main() -> None:
+        reg = EngineRegistry.from_settings(load_settings(engines=["tone"]))
+        await reg.start()
+        entry = reg.entry("tone")
+        assert entry is not None
+        old = entry.engine
+        reg.configure("tone", "tone", ToneSettings(load_delay_s=0.2))
+        await asyncio.sleep(0.05)
+        reg.unload("tone")
+        await settled(reg)
+        assert entry.state is EngineState.UNLOADED and not entry.reloading
+        assert entry.engine is old and not old.ready, "the new instance never took over"
+
+    run(main())
+
+
 def test_an_engine_is_added_unloaded_and_bad_settings_are_refused() -> None:
     async def main() -> None:
         reg = EngineRegistry.from_settings(load_settings(engines=["tone"]))
