@@ -14,6 +14,9 @@ dead upstream would) or hang (`stall`: no more audio). Reported per fault, p50/p
 - `silence_ms`: what a listener playing every frame as it comes hears as silence after the
   kill (a playout simulation: the audio sent ahead, up to `lead_ms`, bridges the gap first);
 - `lost_text`: segments whose text was not all spoken (must be 0).
+
+`--memory N`: also unload and reload the fallback engine N times through the admin API (after
+one request warmed it), reading this process's RSS loaded, unloaded and reloaded.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import numpy as np
 import websockets
 
 from realtime.app import create_app, gateway_server
 from realtime.control.settings import load_settings
+from realtime.engines.memory import rss_mb
 from realtime.gateway import Gateway
 
 from .common import percentile, run_client
@@ -133,6 +138,33 @@ async def trial(
     }
 
 
+def memory_cycles(url: str, engine: str, cycles: int) -> list[dict[str, float]]:
+    """RSS (MB) with `engine` loaded and warm, after its unload, after its reload; `cycles` times."""
+    http = url.replace("ws://", "http://")
+
+    def state() -> str:
+        return str(httpx.get(f"{http}/v1/engines/{engine}").json()["state"])
+
+    def until(wanted: str) -> None:
+        while state() != wanted:
+            time.sleep(0.05)
+
+    body = {"model": engine, "voice": "alloy", "input": "A sentence of some length to warm the engine up.",
+            "response_format": "pcm"}  # fmt: skip
+    rows = []
+    for _ in range(cycles):
+        httpx.post(f"{http}/v1/audio/speech", json=body, timeout=60).raise_for_status()
+        loaded = rss_mb() or 0.0
+        httpx.post(f"{http}/v1/engines/{engine}/unload").raise_for_status()
+        until("unloaded")
+        unloaded = rss_mb() or 0.0
+        httpx.post(f"{http}/v1/engines/{engine}/load").raise_for_status()
+        until("ready")
+        rows.append({"loaded_mb": round(loaded, 1), "unloaded_mb": round(unloaded, 1),
+                     "reloaded_mb": round(rss_mb() or 0.0, 1)})  # fmt: skip
+    return rows
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "trials": len(rows), "moved": sum(1 for r in rows if r["first_fallback_ms"] is not None),
@@ -161,10 +193,15 @@ def main() -> None:
     parser.add_argument("--fallback", default="piper")
     parser.add_argument("--stall-ms", type=float, default=1500.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--memory", type=int, default=0, help="unload/reload cycles of the fallback to measure"
+    )
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     with serve(args.fallback, args.stall_ms) as (url, gateway, faulty):
-        results = run_client(run(args, url, gateway, faulty))
+        results = run_client(run(args, url, gateway, faulty)) if args.trials else {}
+        if args.memory:
+            results["memory"] = memory_cycles(url, args.fallback, args.memory)
     results = {"fallback": args.fallback, "stall_ms": args.stall_ms, **results}
     print(json.dumps(results, indent=2))
     if args.json:

@@ -167,3 +167,18 @@ def test_an_unloaded_primary_sends_new_contexts_to_its_fallback_with_degraded(
     run(main(), timeout=30)
     moved = speak(live)
     assert moved.status_code == 200 and moved.headers["x-degraded"] == "true"
+
+
+def test_the_failover_benchmark_measures_a_kill_mid_sentence() -> None:
+    """`python -m loadtest.bench_failover`, one trial per fault, on the tone engine."""
+    import argparse
+
+    from loadtest import bench_failover
+
+    args = argparse.Namespace(trials=1, fault="fail,stall", seed=3)
+    with bench_failover.serve("tone", stall_ms=300.0) as (url, gateway, faulty):
+        results = asyncio.run(bench_failover.run(args, url, gateway, faulty))
+    for fault in ("fail", "stall"):
+        assert results[fault]["moved"] == 1 and results[fault]["lost_text"] == 0, results
+        assert 0 < results[fault]["first_fallback_ms"]["p50"] < 3000
+    assert results["fail"]["silence_ms"]["max"] < 300, "the primary dies: the fallback is in time"
