@@ -315,3 +315,36 @@ def test_engine_health_is_a_circuit_breaker_that_retries_after_a_while() -> None
     health.record_success(started_at=122.5)
     assert not health.degraded and health.available(122.5)
     assert health.describe(0.0) == {"degraded": False}
+
+
+def test_a_realtime_session_reports_degraded_segments_and_the_engine_speaking() -> None:
+    """The session core (no socket): `segment.started.degraded`, `metrics.degraded` and `metrics.engine`."""
+    import dataclasses
+
+    from tests.session_harness import SessionHarness
+
+    async def main() -> None:
+        async with SessionHarness(preset={"output": {"lead_ms": 0}, "metrics": True}) as h:
+            primary, backup = Engine("primary", "mid"), Engine("backup", "high")
+            source = Source({"primary": primary, "backup": backup}, {"primary": ["backup"]})
+            primary.mode, primary.from_job = "fail", 1
+
+            def new_context(selection: Any, **options: Any) -> SpeechContext:
+                return SpeechContext(
+                    primary, voice="mid", planner=PlannerSettings(), engine_name="primary", source=source,
+                    clock=h.clock, **options,
+                )  # fmt: skip
+
+            h.session.deps = dataclasses.replace(h.session.deps, new_context=new_context)
+            h.session.append(TEXT, "a")
+            h.session.done("a")
+            t = h.transport
+            await h.until(lambda: bool(t.events("context.done", context_id="a")))
+            started = t.events("segment.started", context_id="a")
+            assert " ".join(e["text"] for e in started) == TEXT
+            assert [e["degraded"] for e in started] == [False] + [True] * (len(started) - 1)
+            metrics = t.events("metrics", context_id="a")
+            assert (metrics[-1]["engine"], metrics[-1]["degraded"]) == ("backup", True)
+            assert t.events("error") == []
+
+    asyncio.run(main())
