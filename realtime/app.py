@@ -22,7 +22,7 @@ from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
 from .text.sanitize import printable
-from .transport import rest, sessions_api, twilio, webrtc, websocket
+from .transport import admin_api, orpheus_compat, rest, sessions_api, twilio, webrtc, websocket
 from .transport.close_codes import CloseCode
 from .transport.close_reason import close_reason
 from .transport.errors import CLIENT_CLOSED_REQUEST, ApiError
@@ -91,7 +91,7 @@ async def info(request: Request) -> Response:
     return JSONResponse(
         {
             "name": "realtime-voice-gateway",
-            "engines": list(gw.engines.engines),
+            "engines": list(gw.engines.engines),  # loaded or loading (not unloaded)
             "default_engine": gw.engines.default,
             "capabilities": {name: asdict(e.info.capabilities) for name, e in gw.engines.engines.items()},
             "ready": gw.ready,
@@ -103,6 +103,9 @@ async def info(request: Request) -> Response:
                 "/v1/sessions/{session_id}",
                 "/v1/models",
                 "/v1/audio/voices",
+                "/v1/engines",
+                "/v1/config",
+                "/speak",
                 "/health",
                 "/ready",
                 "/metrics",
@@ -135,6 +138,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             *twilio.routes,
             *sessions_api.routes,
             *webrtc.routes,
+            *admin_api.routes,
+            *orpheus_compat.routes,
             WebSocketRoute("/{path:path}", unknown_websocket),
             *_static_mount(settings),
         ],

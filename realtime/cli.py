@@ -84,9 +84,9 @@ def _voices(args: argparse.Namespace) -> int:
     from .engines.registry import EngineRegistry
 
     registry = EngineRegistry.from_settings(load_settings(engines=_engines(args.engine)))
-    for name, engine in registry.engines.items():
-        for voice in engine.info.voices:
-            print(f"{name}\t{voice.id}\t{voice.language or ''}")
+    for entry in registry.entries():  # configured, not loaded: voices come from the settings
+        for voice in entry.engine.info.voices:
+            print(f"{entry.name}\t{voice.id}\t{voice.language or ''}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,9 +15,14 @@ from realtime.gateway import Gateway
 
 
 class LiveServer:
-    def __init__(self, wait_ready: bool = True, **overrides: Any) -> None:
+    def __init__(
+        self, wait_ready: bool = True, prepare: Callable[[Gateway], None] | None = None, **overrides: Any
+    ) -> None:
+        """`prepare` sees the gateway before the server starts (to register a test engine, say)."""
         self.settings = load_settings(**overrides)
         self.app = create_app(self.settings)
+        if prepare is not None:
+            prepare(self.app.state.gateway)
         self.server = gateway_server(self.app, self.settings, host="127.0.0.1", port=0)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -80,7 +80,8 @@ function onEvent(event) {
     app.lastMetrics = event;
     $("m-chunk").textContent = event.chunk != null ? `${event.chunk} chars` : "–";
     $("m-rtf").textContent = event.rtf != null ? event.rtf.toFixed(3) : "–";
-    $("m-engine").textContent = `${event.engine}${event.queue_depth ? ` (queue ${event.queue_depth})` : ""}`;
+    const notes = [event.degraded ? "fallback" : "", event.queue_depth ? `queue ${event.queue_depth}` : ""].filter(Boolean);
+    $("m-engine").textContent = `${event.engine}${notes.length ? ` (${notes.join(", ")})` : ""}`;
   }
   if (event.type === "context.done" || event.type === "speech.interrupted") app.idle = true;
   if (event.type === "error") showError(`${event.code}: ${event.message}`);

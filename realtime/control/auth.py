@@ -4,6 +4,9 @@ Keys come from `Authorization: Bearer <key>` or, for browsers that cannot set
 WebSocket headers, `?api_key=<key>`. With no keys configured every request is
 allowed, and only the global session limit applies: without authentication a
 "key" is whatever the client sends, so a per-key count would mean nothing.
+
+Admin keys (`admin_keys`) open the admin routes (engines, configuration) and every
+other route; once any key is configured, a regular key gets 403 on the admin routes.
 """
 
 from __future__ import annotations
@@ -24,22 +27,37 @@ def extract_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | N
     return query.get("api_key") or headers.get("xi-api-key") or None
 
 
+def _matches(key: str | None, keys: list[bytes]) -> bool:
+    if key is None:
+        return False
+    given = key.encode()
+    # Compare against every key so timing does not reveal which one nearly matched.
+    return any([hmac.compare_digest(given, k) for k in keys])
+
+
 class Authenticator:
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], admin_keys: list[str] | None = None) -> None:
         self._keys = [k.encode() for k in keys if k]
+        self._admin = [k.encode() for k in admin_keys or [] if k]
 
     @property
     def enabled(self) -> bool:
+        """Regular routes need a key (`api_keys` is set; admin keys are accepted there too)."""
         return bool(self._keys)
 
     def check(self, key: str | None) -> bool:
         if not self.enabled:
             return True
-        if key is None:
-            return False
-        given = key.encode()
-        # Compare against every key so timing does not reveal which one nearly matched.
-        return any([hmac.compare_digest(given, k) for k in self._keys])
+        return _matches(key, self._keys + self._admin)
+
+    def admin_status(self, key: str | None) -> int | None:
+        """None when `key` may use the admin routes; else the HTTP status to refuse it with: 401 for
+        no key or an unknown one, 403 for a regular key. With no keys configured at all, all may."""
+        if not self._keys and not self._admin:
+            return None
+        if _matches(key, self._admin):
+            return None
+        return 403 if _matches(key, self._keys) else 401
 
 
 class LimitExceeded(Exception):

@@ -19,14 +19,17 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Every engine is loaded and warmed: safe to route traffic here."""
+    """Safe to route traffic here: nothing is loading, and the default engine and every engine that
+    failed to load have an engine that takes work (themselves or a fallback)."""
     gw = _gateway(request)
     engines = {name: e.ready for name, e in gw.engines.engines.items()}
-    body: dict[str, object] = {"status": "ready" if gw.ready else "loading", "engines": engines}
+    ready = gw.ready
+    body: dict[str, object] = {"status": "ready" if ready else "loading", "engines": engines}
     if gw.engines.load_errors:
-        body["status"] = "failed"
+        # A failed engine whose fallback serves leaves the replica ready, but says so.
+        body["status"] = "degraded" if ready else "failed"
         body["errors"] = gw.engines.load_errors
-    return JSONResponse(body, status_code=200 if gw.ready else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

@@ -31,6 +31,11 @@ class _EngineCollector:
             "realtime_engine_queue_depth", "Jobs waiting for a worker", labels=["engine"]
         )
         ready = GaugeMetricFamily("realtime_engine_ready", "1 when loaded and warmed", labels=["engine"])
+        degraded = GaugeMetricFamily(
+            "realtime_engine_degraded", "1 while new contexts avoid it after it failed one", labels=["engine"]
+        )
+        for entry in self._engines.entries():
+            degraded.add_metric([entry.name], 1.0 if entry.health.degraded else 0.0)
         for name, engine in self._engines.engines.items():
             s = engine.stats
             jobs.add_metric([name, "started"], s.jobs_started)
@@ -43,7 +48,7 @@ class _EngineCollector:
             cpu.add_metric([name], s.cpu_seconds)
             depth.add_metric([name], engine.queue_depth)
             ready.add_metric([name], 1.0 if engine.ready else 0.0)
-        yield from (jobs, audio, chars, busy, cpu, depth, ready)
+        yield from (jobs, audio, chars, busy, cpu, depth, ready, degraded)
 
 
 class Metrics:
@@ -89,6 +94,19 @@ class Metrics:
             "realtime_pause_stretch_seconds",
             "Silence added to pauses at clause and sentence ends while the next segment was synthesized",
             ["transport"],
+            registry=r,
+        )
+        self.failovers = Counter(
+            "realtime_engine_failovers",
+            "Contexts that moved to a fallback engine mid-way, by reason (error, stall, not_ready, draining, "
+            "degraded)",
+            ["from", "to", "reason"],
+            registry=r,
+        )
+        self.degraded_contexts = Counter(
+            "realtime_degraded_contexts",
+            "Contexts that started on a fallback because the engine asked for could not take work",
+            ["engine", "fallback"],
             registry=r,
         )
         r.register(_EngineCollector(engines))

@@ -65,6 +65,28 @@ class PlannerSettings(BaseModel):
     deadlines count from the real start, so a held context does not take workers from playing ones."""
 
 
+class FailoverSettings(BaseModel):
+    """Which engine takes over when another fails, and when a context decides that it has."""
+
+    fallbacks: dict[str, list[str]] = {}
+    """Engine -> the engines that take over its contexts, in order, e.g. `{"orpheus": ["piper"]}`;
+    a fallback's own fallbacks follow it."""
+    stall_ms: float = Field(default=1500.0, gt=0)
+    """A job that has made no progress (no audio) for this long is stalled and moves to the
+    fallback; later when the audio buffered ahead of it lasts longer: this long before it runs out."""
+    retry_after_s: float = Field(default=10.0, ge=0)
+    """After an engine failed a context, new contexts start on its fallback for this long, then try
+    it again; running contexts stay where they are."""
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _no_self_fallback(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, chain in value.items():
+            if name in chain:
+                raise ValueError(f"engine '{name}' cannot be its own fallback")
+        return value
+
+
 class WebRtcSettings(BaseModel):
     ice_servers: list[str] = []
     """STUN/TURN URLs offered to aiortc; empty: host candidates only (LAN, loopback, a public IP)."""
@@ -85,6 +107,15 @@ class CoreSettings(BaseSettings):
     """OpenAI voice name -> engine voice id; unmapped OpenAI names use `default_voice`."""
     api_keys: list[str] = []
     """Accepted bearer keys; empty disables authentication."""
+    admin_keys: list[str] = []
+    """Keys for the admin routes (`/v1/engines`, `/v1/config`); they work on every other route too.
+    When any key is configured, the admin routes refuse a regular key (403)."""
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    """An engine being unloaded or replaced waits this long for its running contexts, then stops
+    under those that are left (they move to a fallback, or end with `engine_error`)."""
+    watch_config: bool = False
+    """Re-read the `REALTIME_CONFIG` file when it changes and apply its hot settings (`PATCH /v1/config`)."""
+    failover: FailoverSettings = FailoverSettings()
     max_input_chars: int = Field(default=4096, ge=1)
     max_sessions: int = Field(default=256, ge=1)
     max_sessions_per_key: int = Field(default=64, ge=1)

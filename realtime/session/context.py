@@ -9,6 +9,11 @@ order through the stitcher. Backpressure: when more than `max_ahead_s` of
 audio waits for the consumer, no new job starts, so a slow reader bounds
 memory and pauses synthesis. `cancel()` stops engine work through the jobs'
 cancel tokens and ends the event stream after a fade of at most 10 ms.
+
+With an `EngineSource`, a context whose engine fails, stalls or stops taking work
+moves to a fallback engine (`failover.py` has the rules): the affected segments are
+synthesized again there, resampled to the context's rate, and the context reports
+`degraded`.
 """
 
 from __future__ import annotations
@@ -17,16 +22,19 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.resample import StreamResampler
 from ..control.settings import PlannerSettings
 from ..engines.base import Engine, SynthesisJob
 from ..text.sanitize import speakable
+from . import failover
 from .clock import Clock, MonotonicClock
 from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
+from .failover import EngineSource, stall_deadline
 from .phrasing import PhrasingPolicy, ends_mid_phrase, pause_after
 from .planner import ChunkPlanner
 from .playout import PlayoutClock
@@ -36,6 +44,9 @@ from .stitcher import Stitcher
 log = logging.getLogger(__name__)
 
 _END = object()
+_RESTART = object()
+"""First item of a segment synthesized again on a fallback after some of it was emitted: fade out what
+the stitcher holds of the old audio, then start the segment afresh."""
 PAUSE_STEP_S = 0.02
 """A stretched pause goes out in steps of this much silence, each once the listener is about to run dry."""
 
@@ -45,6 +56,17 @@ class _Job:
     segment_id: int
     job: SynthesisJob
     submitted_at: float
+    engine: Engine
+    engine_name: str
+    degraded: bool = False
+    """Synthesized on a fallback engine."""
+    attempt: int = 0
+    """Bumped each time the job (re)starts on an engine: an older attempt's task only cleans up."""
+    attempt_at: float = 0.0
+    progress_at: float = 0.0
+    """When the current attempt started or last brought audio (stall detection)."""
+    emitted: int = 0
+    """Samples of it the consumer has passed on (a restart after some must fade them out)."""
     pause_s: float = 0.0
     """Silence that may go before this segment's audio while the listener waits for it (a stretched
     pause after the segment before it: `pause_after`)."""
@@ -71,6 +93,8 @@ class ContextStats:
     pauses_stretched: int = 0
     pause_stretch_s: float = 0.0
     """Silence sent in stretched pauses while the next segment was synthesized."""
+    failovers: int = 0
+    """Moves to a fallback engine."""
 
     def ttfa_s(self) -> float | None:
         return None if self.first_audio_at is None else self.first_audio_at - self.created_at
@@ -92,9 +116,23 @@ class SpeechContext:
         stretch_pauses: bool = True,
         crossfade_ms: float = 5.0,
         clock: Clock | None = None,
+        engine_name: str | None = None,
+        source: EngineSource | None = None,
+        release: Callable[[], None] | None = None,
+        degraded: bool = False,
+        stall_s: float = 1.5,
     ) -> None:
         self.engine = engine
+        self.engine_name = engine_name or engine.info.name
+        """The engine new segments go to, by its registry name (it changes on failover)."""
         self.voice = voice
+        self.degraded = degraded
+        """Speaking on a fallback engine (from the start, or since a failover)."""
+        self._source = source
+        self._releases: list[Callable[[], None]] = [release] if release is not None else []
+        """Lets go of the engines this context has used (an unloading engine waits for them)."""
+        self._tried: set[str] = set()
+        self.stall_s = stall_s
         self.speed = speed
         self.session_id = session_id
         self.context_id = context_id
@@ -165,8 +203,14 @@ class SpeechContext:
             job.job.cancel.cancel()
             if job.task is not None and not job.task.done():
                 job.task.cancel()
+        self._release_engines()
         self._wake_producer.set()
         self._wake_consumer.set()
+
+    def _release_engines(self) -> None:
+        releases, self._releases = self._releases, []
+        for release in releases:
+            release()
 
     def hold_playback(self, until: float) -> None:
         """The consumer holds what was emitted and starts playing it at `until` at the latest.
@@ -303,16 +347,14 @@ class SpeechContext:
             self._refresh_deadlines()
 
     def _start_job(self, text: str) -> None:
+        self._check_engine()
         job = _Job(
             segment_id=self._next_segment_id,
-            job=SynthesisJob(
-                text,
-                self.voice,
-                self.speed,
-                session_id=self.session_id,
-                low_latency=self.low_latency,
-            ),  # fmt: skip
+            job=self._synthesis_job(text),
             submitted_at=self.clock.now(),
+            engine=self.engine,
+            engine_name=self.engine_name,
+            degraded=self.degraded,
             pause_s=self._pause_after_last_s,
         )
         self._next_segment_id += 1
@@ -322,33 +364,164 @@ class SpeechContext:
         self.stats.last_chunk_chars = len(text)
         if self.stats.first_job_at is None:
             self.stats.first_job_at = job.submitted_at
-        job.task = asyncio.get_running_loop().create_task(self._run_job(job))
+        self._launch(job)
         self._jobs.append(job)
         self._wake_consumer.set()
 
-    async def _run_job(self, job: _Job) -> None:
+    def _synthesis_job(self, text: str, deadline: float = 0.0) -> SynthesisJob:
+        return SynthesisJob(
+            text, self.voice, self.speed, deadline=deadline, session_id=self.session_id,
+            low_latency=self.low_latency,
+        )  # fmt: skip
+
+    def _launch(self, job: _Job) -> None:
+        job.attempt += 1
+        job.attempt_at = job.progress_at = self.clock.now()
+        job.task = asyncio.get_running_loop().create_task(self._run_job(job, job.attempt))
+
+    def _add_audio(self, job: _Job, chunk: np.ndarray) -> None:
+        if not chunk.size:
+            return
+        job.samples += len(chunk)
+        job.queued_samples += len(chunk)
+        job.progress_at = self.clock.now()
+        job.queue.put_nowait(chunk)
+        self._wake_consumer.set()
+
+    async def _run_job(self, job: _Job, attempt: int) -> None:
+        engine = job.engine
+        rate = engine.info.sample_rate
+        resampler = StreamResampler(rate, self.sample_rate) if rate != self.sample_rate else None
         try:
-            async for chunk in self.engine.synthesize(job.job):
-                job.samples += len(chunk)
-                job.queued_samples += len(chunk)
-                job.queue.put_nowait(chunk)
-                self._wake_consumer.set()
+            async for chunk in engine.synthesize(job.job):
+                if job.attempt != attempt:
+                    return  # superseded (a stall moved it) as this chunk came: it runs elsewhere now
+                self._add_audio(job, resampler.process(chunk) if resampler is not None else chunk)
+            if resampler is not None:
+                self._add_audio(job, resampler.flush())
+            if job.samples and self._source is not None:
+                self._source.succeeded(job.engine_name, job.attempt_at)
             job.queue.put_nowait(_END)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("synthesis failed", extra={"session_id": self.session_id})
+            if job.attempt != attempt:
+                return  # a stalled attempt that failed as it was abandoned: its job runs elsewhere
+            log.warning(
+                "synthesis failed", exc_info=True,
+                extra={"session_id": self.session_id, "engine": job.engine_name},
+            )  # fmt: skip
+            if self._fail_over(job, failover.ERROR):
+                return
             job.queue.put_nowait(exc)
         finally:
-            job.finished = True
-            self._first_job_done = True
-            wall = self.clock.now() - job.submitted_at
-            self.stats.synth_wall_s += wall
-            audio_s = job.samples / self.sample_rate
-            self.planner.observe(chars=len(job.job.text), audio_s=audio_s, wall_s=wall)
-            self.phrasing.observe_job(wall_s=wall, audio_s=audio_s, engine_speed=self._engine_speed())
-            self._wake_producer.set()
-            self._wake_consumer.set()
+            if job.attempt == attempt:
+                self._job_ended(job)
+
+    def _job_ended(self, job: _Job) -> None:
+        job.finished = True
+        self._first_job_done = True
+        wall = self.clock.now() - job.submitted_at
+        self.stats.synth_wall_s += wall
+        audio_s = job.samples / self.sample_rate
+        self.planner.observe(chars=len(job.job.text), audio_s=audio_s, wall_s=wall)
+        self.phrasing.observe_job(wall_s=wall, audio_s=audio_s, engine_speed=self._engine_speed())
+        self._wake_producer.set()
+        self._wake_consumer.set()
+
+    # -- failover -------------------------------------------------------------------------------
+
+    def _check_engine(self) -> None:
+        """Before a segment starts: leave an engine that takes no new work for a fallback, if any
+        (with none, the segment goes to it anyway: a draining engine still finishes its contexts)."""
+        if self._source is None:
+            return
+        reason = self._source.unusable(self.engine_name)
+        if reason is not None:
+            self._switch(reason)
+
+    def _switch(self, reason: str) -> bool:
+        """Make the next engine of the chain the context's engine; False if there is none."""
+        assert self._source is not None
+        failed = self.engine_name
+        target = self._source.fallback(
+            failed, voice=self.voice, speed=self.speed, skip={*self._tried, failed}
+        )
+        if target is None:
+            return False
+        self._tried.add(failed)
+        self._releases.append(target.release)
+        self.engine, self.engine_name, self.voice = target.engine, target.name, target.voice
+        self.degraded = True
+        self.stats.failovers += 1
+        self._source.failed_over(failed, target.name, reason)
+        log.warning(
+            "context moved to a fallback engine",
+            extra={"session_id": self.session_id, "from": failed, "to": target.name, "reason": reason},
+        )
+        return True
+
+    def _fail_over(self, job: _Job, reason: str) -> bool:
+        """`job`'s engine failed it: move the context to a fallback (unless it already has) and run
+        every unfinished job of that engine again there. False when there is nowhere to go."""
+        if self._cancelled or self._source is None:
+            return False
+        failed = job.engine_name
+        if failed == self.engine_name and not self._switch(reason):
+            return False
+        for other in self._jobs:
+            if not other.finished and other.engine_name == failed:
+                self._restart(other)
+        return True
+
+    def _restart(self, job: _Job) -> None:
+        """Synthesize `job` again, whole, on the context's engine; its audio so far is dropped, and if
+        some of it was emitted, the consumer fades that out first (`_RESTART`)."""
+        job.job.cancel.cancel()
+        old = job.task
+        job.job = self._synthesis_job(job.job.text, job.job.deadline)
+        job.engine, job.engine_name, job.degraded = self.engine, self.engine_name, True
+        job.queue = asyncio.Queue()
+        job.samples = job.queued_samples = 0
+        if job.emitted:
+            job.queue.put_nowait(_RESTART)
+        self._launch(job)
+        if old is not None and old is not asyncio.current_task():
+            old.cancel()
+        self._wake_consumer.set()
+
+    def _run_dry_at(self, job: _Job) -> float:
+        """When the listener runs out of the audio ahead of `job`'s next sample."""
+        at = self._playback_ends_at()
+        for other in self._jobs:
+            if other is job:
+                return at + job.queued_samples / self.sample_rate
+            at += self._audio_to_come_s(other)
+        return at
+
+    def _stall_wait_s(self) -> float | None:
+        """How long until the earliest unfinished job counts as stalled (0: one is); None if none can."""
+        if self._source is None or self._cancelled:
+            return None
+        now = self.clock.now()
+        waits = [
+            stall_deadline(progress_at=j.progress_at, run_dry_at=self._run_dry_at(j), stall_s=self.stall_s)
+            - now
+            for j in self._jobs
+            if not j.finished
+        ]
+        return max(0.0, min(waits)) if waits else None
+
+    def _fail_stalled(self) -> None:
+        now = self.clock.now()
+        for job in list(self._jobs):
+            if job.finished:
+                continue
+            due = stall_deadline(
+                progress_at=job.progress_at, run_dry_at=self._run_dry_at(job), stall_s=self.stall_s
+            )
+            if now >= due and not self._fail_over(job, failover.STALL):
+                job.progress_at = now  # nowhere to go: give it another `stall_s` before asking again
 
     async def _produce(self) -> None:
         while not self._cancelled:
@@ -399,6 +572,7 @@ class SpeechContext:
         finally:
             if not self.finished:
                 self.cancel()
+            self._release_engines()
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
@@ -426,17 +600,28 @@ class SpeechContext:
                 await self._wake_consumer.wait()
                 continue
             job = self._jobs[0]
-            if announced != job.segment_id:
+            stretch = False
+            if job.queue.empty():
+                stall = self._stall_wait_s()
+                if stall == 0.0:
+                    self._fail_stalled()
+                    continue
+                timeout = self._pause_wait_s(job)
+                stretch = timeout == 0.0
+            # A segment is announced with the first thing it sends (audio, a pause step, its end), not
+            # when its job starts: by then a failover before its first audio has set `degraded`.
+            if announced != job.segment_id and (stretch or not job.queue.empty()):
                 announced = job.segment_id
                 self.stitcher.start_segment()
                 self.stats.segments += 1
                 segment_start = self.stats.audio_samples
-                yield SegmentStarted(job.segment_id, job.job.text)
+                yield SegmentStarted(job.segment_id, job.job.text, degraded=job.degraded)
+                continue  # the job may have moved to a fallback meanwhile: look again
             if job.queue.empty():
-                timeout = self._pause_wait_s(job)
-                if timeout == 0.0:
+                if stretch:
                     yield self._stretch_pause(job)
                     continue
+                timeout = stall if timeout is None else timeout if stall is None else min(timeout, stall)
                 self._wake_consumer.clear()
                 if timeout is None:
                     await self._wake_consumer.wait()
@@ -448,7 +633,12 @@ class SpeechContext:
                     woken.cancel()
                 continue
             item = job.queue.get_nowait()
-            if item is _END:
+            if item is _RESTART:  # the segment starts over on a fallback: fade out what is held of it
+                tail = self.stitcher.fade_out()
+                if tail.size:
+                    yield self._emit(tail)
+                self.stitcher.start_segment()
+            elif item is _END:
                 self.stitcher.end_segment()
                 self._jobs.popleft()
                 self._wake_producer.set()
@@ -461,6 +651,7 @@ class SpeechContext:
             else:
                 assert isinstance(item, np.ndarray)
                 job.queued_samples -= item.size
+                job.emitted += item.size
                 self._wake_producer.set()
                 out = self.stitcher.push(item)
                 if out.size:

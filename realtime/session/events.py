@@ -11,6 +11,8 @@ import numpy as np
 class SegmentStarted:
     segment_id: int
     text: str
+    degraded: bool = False
+    """Synthesized on a fallback engine (docs/REALTIME.md, "Failover")."""
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ import asyncio
 import contextlib
 import secrets
 from collections import OrderedDict, deque
+from dataclasses import replace
 from typing import Any
 
 from ..control.voices import Selection, UnknownModel, UnknownVoice
 from ..engines.base import UnsupportedRequest
+from ..engines.registry import EngineUnavailable
 from . import server_events as events
 from .config import ConfigError, SessionConfig, apply_update
 from .contexts import ContextSlot, ContextTable
@@ -78,8 +80,8 @@ class RealtimeSession:
         )
         self._speaker = Speaker(
             self.contexts, self.outbox, self.playout, self.clock, limits=self.limits,
-            start_hold_s=deps.start_hold_s, emit=self.emit, selection=lambda: self._selection,
-            metrics_wanted=lambda: self.config.metrics, session_id=self.id, metrics=metrics,
+            start_hold_s=deps.start_hold_s, emit=self.emit, metrics_wanted=lambda: self.config.metrics,
+            session_id=self.id, metrics=metrics,
         )  # fmt: skip
         self._writer = Writer(
             self.outbox, self.contexts, self.playout, self.clock, metrics=metrics, observers=self._observers
@@ -123,13 +125,23 @@ class RealtimeSession:
         self.emit(events.session_updated(self.describe()))
 
     def _open_slot(self, context_id: str) -> ContextSlot:
-        engine = self._selection.engine
-        if not engine.ready:
-            raise ClientError("engine_not_ready", f"engine '{engine.info.name}' is still loading", context_id)
-        context = self.deps.new_context(
-            self._selection, speed=self.config.speed, session_id=self.id, context_id=context_id,
-            low_latency=self.config.latency == "low",
-        )  # fmt: skip
+        # Resolved again for each context: a new default engine, a reloaded engine or new voices
+        # apply to the contexts opened after the change (running ones keep theirs).
+        try:
+            selection = self._resolve(self.config)
+        except ConfigError as exc:
+            if exc.field != "voice" or self.config.engine is not None:
+                raise ClientError("invalid_config", str(exc), context_id) from None
+            # The default engine changed under a voice it lacks: its default voice, not an error.
+            selection = self._resolve(replace(self.config, voice=None))
+        self._selection = selection
+        try:
+            context = self.deps.new_context(
+                selection, speed=self.config.speed, session_id=self.id, context_id=context_id,
+                low_latency=self.config.latency == "low",
+            )  # fmt: skip
+        except EngineUnavailable as exc:
+            raise ClientError("engine_not_ready", str(exc), context_id) from None
         context.segmenter.max_buffer_chars = self.limits.max_context_chars
         return ContextSlot.create(context_id, context, self.config.output)
 

@@ -41,8 +41,10 @@ def session_closed(code: int, reason: str) -> ServerEvent:
     return {"type": "session.closed", "code": int(code), "reason": reason}
 
 
-def segment_started(context_id: str, segment_id: int, text: str) -> ServerEvent:
-    return {"type": "segment.started", "context_id": context_id, "segment_id": segment_id, "text": text}
+def segment_started(context_id: str, segment_id: int, text: str, *, degraded: bool = False) -> ServerEvent:
+    """`degraded`: the segment is synthesized on a fallback engine (its primary failed or is unavailable)."""
+    return {"type": "segment.started", "context_id": context_id, "segment_id": segment_id, "text": text,
+            "degraded": degraded}  # fmt: skip
 
 
 def segment_done(context_id: str, segment_id: int, audio_ms: float) -> ServerEvent:
@@ -67,7 +69,7 @@ def vad(kind: Literal["speech_started", "speech_stopped"], audio_ms: float) -> S
 
 def metrics(
     context_id: str, *, ttfa_ms: float | None, rtf: float | None, buffer_ms: float, chunk: int,
-    underruns: int, engine: str, queue_depth: int,
+    underruns: int, engine: str, queue_depth: int, degraded: bool = False,
 ) -> ServerEvent:  # fmt: skip
     """Per segment with `metrics: true` (docs/REALTIME.md, "Audio out and pacing")."""
     return {
@@ -80,6 +82,7 @@ def metrics(
         "underruns": underruns,
         "engine": engine,
         "queue_depth": queue_depth,
+        "degraded": degraded,
     }
 
 

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from ..audio.pcm import float_to_int16
-from ..control.voices import Selection
 from . import server_events as events
 from .clock import Clock
 from .contexts import ContextSlot, ContextTable
@@ -45,7 +44,7 @@ class Speaker:
     def __init__(
         self, contexts: ContextTable, outbox: Outbox, playout: PlayoutClock, clock: Clock, *,
         limits: SessionLimits, start_hold_s: float, emit: Callable[[dict[str, Any]], None],
-        selection: Callable[[], Selection], metrics_wanted: Callable[[], bool], session_id: str,
+        metrics_wanted: Callable[[], bool], session_id: str,
         metrics: SessionMetrics,
     ) -> None:  # fmt: skip
         self.contexts = contexts
@@ -55,8 +54,6 @@ class Speaker:
         self.limits = limits
         self.start_hold_s = start_hold_s
         self.emit = emit
-        self._selection = selection
-        """The session's engine and voice now (a `session.update` may change them)."""
         self._metrics_wanted = metrics_wanted
         self.metrics = metrics
         self.session_id = session_id
@@ -136,13 +133,13 @@ class Speaker:
         if isinstance(event, AudioOut):
             out = float_to_int16(slot.resampler.process(event.samples))
             if slot.sent_samples == 0 and not hold.decided:
-                hold.decide(self.clock.now(), saturated=self._selection().engine.load >= 1.0)
+                hold.decide(self.clock.now(), saturated=slot.context.engine.load >= 1.0)
                 if (until := hold.until) is not None:
                     slot.context.hold_playback(until)
             hold.audio_arrived()
         elif isinstance(event, SegmentStarted):
             hold.segment_started()
-            out = events.segment_started(slot.id, event.segment_id, event.text)
+            out = events.segment_started(slot.id, event.segment_id, event.text, degraded=event.degraded)
         elif isinstance(event, SegmentDone):
             out = events.segment_done(slot.id, event.segment_id, event.audio_ms)
         elif isinstance(event, ContextError):
@@ -180,11 +177,11 @@ class Speaker:
         ttfa = None
         if stats.first_job_at is not None and slot.first_sent_at is not None:
             ttfa = (slot.first_sent_at - stats.first_job_at) * 1000.0
-        engine = self._selection().engine
+        context = slot.context  # its engine now: a fallback after a failover
         return events.metrics(
             slot.id, ttfa_ms=ttfa, rtf=stats.synth_wall_s / audio_s if audio_s else None,
             buffer_ms=self._ahead_s() * 1000.0, chunk=stats.last_chunk_chars, underruns=self.playout.underruns,
-            engine=engine.info.name, queue_depth=engine.queue_depth,
+            engine=context.engine_name, queue_depth=context.engine.queue_depth, degraded=context.degraded,
         )  # fmt: skip
 
     # -- frames and pacing ----------------------------------------------------------------------

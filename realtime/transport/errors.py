@@ -11,6 +11,7 @@ from ..text.sanitize import printable
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "invalid_request_error",
     409: "invalid_request_error",
     413: "invalid_request_error",

@@ -26,6 +26,7 @@ from ..control.auth import LimitExceeded, extract_key
 from ..control.logs import session_id as session_id_var
 from ..control.voices import UnknownModel, UnknownVoice
 from ..engines.base import UnsupportedRequest
+from ..engines.registry import EngineUnavailable
 from ..gateway import Gateway
 from ..session.context import SpeechContext
 from ..session.events import AudioOut, ContextError, ContextEvent
@@ -61,12 +62,6 @@ async def speech(request: Request) -> Response:
         engine.info.check(selection.voice, req.speed)
     except UnsupportedRequest as exc:
         raise ApiError(400, str(exc), param=exc.param, code=f"unsupported_{exc.param}") from None
-    if not engine.ready:
-        raise ApiError(
-            503, f"engine '{engine.info.name}' is still loading; retry shortly", code="engine_not_ready"
-        )
-    rate = req.sample_rate or (8000 if req.response_format in EXTRA_FORMATS else gw.settings.rest_sample_rate)
-    output = AudioOutput(req.response_format, engine.info.sample_rate, rate)
     slot = ExitStack()
     try:
         slot.enter_context(gw.limiter.acquire(extract_key(request.headers, request.query_params)))
@@ -76,7 +71,13 @@ async def speech(request: Request) -> Response:
     session_id_var.set(session_id)
     # A response is often saved whole: the same input gives the same audio, however loaded the
     # server is (no pause stretched because synthesis fell behind real time).
-    context = gw.new_context(selection, speed=req.speed, session_id=session_id, stretch_pauses=False)
+    try:
+        context = gw.new_context(selection, speed=req.speed, session_id=session_id, stretch_pauses=False)
+    except EngineUnavailable as exc:
+        slot.close()
+        raise ApiError(503, str(exc), code="engine_not_ready") from None
+    rate = req.sample_rate or (8000 if req.response_format in EXTRA_FORMATS else gw.settings.rest_sample_rate)
+    output = AudioOutput(req.response_format, context.sample_rate, rate)
     context.append(req.input)
     context.done()
     transport = "rest_sse" if req.stream_format == "sse" else "rest"
@@ -104,17 +105,22 @@ async def speech(request: Request) -> Response:
         finally:
             release()
         raise
-    gw.metrics.ttfa.labels(transport, engine.info.name).observe(time.monotonic() - started)
+    gw.metrics.ttfa.labels(transport, context.engine_name).observe(time.monotonic() - started)
     audio = _rest_of_audio(gw, context, first, encoded, events, output, transport)
     if req.stream_format == "sse":
-        body: AsyncIterator[bytes] = _sse(audio, req, output)
+        body: AsyncIterator[bytes] = _sse(audio, req, output, context)
         media_type = "text/event-stream"
     else:
         body, media_type = audio, output.content_type
-    headers = {"X-Session-Id": session_id, "Cache-Control": "no-store", "X-Sample-Rate": str(rate)}
+    # The engine that made the first audio, and whether it is a fallback (a failover after the headers
+    # went out shows in the SSE `speech.audio.done` event and the metrics, not here).
+    headers = {
+        "X-Session-Id": session_id, "Cache-Control": "no-store", "X-Sample-Rate": str(rate),
+        "X-Engine": context.engine_name, "X-Degraded": "true" if context.degraded else "false",
+    }  # fmt: skip
     log.info(
         "speech request",
-        extra={"engine": engine.info.name, "voice": selection.voice, "chars": len(req.input),
+        extra={"engine": context.engine_name, "voice": context.voice, "chars": len(req.input),
                "format": req.response_format, "stream": req.stream_format},
     )  # fmt: skip
     return ClosingStreamingResponse(
@@ -169,7 +175,6 @@ async def _rest_of_audio(
     transport: str,
 ) -> AsyncIterator[bytes]:
     """`first`, then the rest of the encoded audio; a failure mid-stream ends it where it stands."""
-    engine = context.engine.info.name
     try:
         yield first
         async for item in encoded:
@@ -180,7 +185,7 @@ async def _rest_of_audio(
             yield item
         audio_s = output.duration_s
         if audio_s > 0:
-            gw.metrics.rtf.labels(engine).observe(context.stats.synth_wall_s / audio_s)
+            gw.metrics.rtf.labels(context.engine_name).observe(context.stats.synth_wall_s / audio_s)
             gw.metrics.audio_seconds.labels(transport).inc(audio_s)
         gw.metrics.underruns.labels(transport).inc(context.playout.underruns)
         stats = context.stats
@@ -193,7 +198,9 @@ async def _rest_of_audio(
         await events.aclose()
 
 
-async def _sse(audio: AsyncIterator[bytes], req: SpeechRequest, output: AudioOutput) -> AsyncIterator[bytes]:
+async def _sse(
+    audio: AsyncIterator[bytes], req: SpeechRequest, output: AudioOutput, context: SpeechContext
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in audio:
             event = {"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")}
@@ -201,7 +208,9 @@ async def _sse(audio: AsyncIterator[bytes], req: SpeechRequest, output: AudioOut
         # Usage: characters in; 20 ms audio frames out (no tokenizer involved).
         usage = {"input_tokens": len(req.input), "output_tokens": math.ceil(output.duration_s * 50)}
         usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
-        yield f"data: {json.dumps({'type': 'speech.audio.done', 'usage': usage})}\n\n".encode()
+        done = {"type": "speech.audio.done", "usage": usage, "engine": context.engine_name,
+                "degraded": context.degraded}  # fmt: skip
+        yield f"data: {json.dumps(done)}\n\n".encode()
     finally:
         await audio.aclose()  # type: ignore[attr-defined]
 
@@ -223,19 +232,22 @@ async def get_model(request: Request) -> Response:
 
 
 async def list_voices(request: Request) -> Response:
+    """The voices of the engine that would serve `model` now (its fallback while it cannot)."""
     gw = _gateway(request)
     try:
-        engine = gw.voices.engine_for_model(request.query_params.get("model"))
+        asked = gw.voices.engine_name(request.query_params.get("model"))
     except UnknownModel as exc:
         raise ApiError(404, str(exc), param="model", code="model_not_found") from None
+    serving = gw.engines.choose(asked) or asked  # while nothing can serve it (loading): its own voices
+    engine = gw.engines.info_of(serving)
+    assert engine is not None
     voices = [
-        {"id": v.id, "name": v.name, "engine": engine.info.name, "language": v.language}
-        for v in engine.info.voices
+        {"id": v.id, "name": v.name, "engine": serving, "language": v.language} for v in engine.info.voices
     ]
     aliases = [
-        {"id": name, "name": name, "engine": engine.info.name, "alias_of": gw.voices.resolve(None, name).voice}
+        {"id": name, "name": name, "engine": serving, "alias_of": gw.voices.fallback_voice(engine.info, name)}
         for name in gw.voices.openai_voice_names()
-    ] if engine is gw.engines.get(None) else []  # fmt: skip
+    ] if asked == gw.engines.default else []  # fmt: skip
     return JSONResponse({"voices": voices + aliases})
 
 

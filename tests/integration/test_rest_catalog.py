@@ -68,3 +68,30 @@ def test_health_ready_metrics(server: LiveServer) -> None:
     # several times faster than real time on any machine this runs on).
     assert piper["realtime_engine_cpu_seconds_total"] > 0
     assert piper["realtime_engine_audio_seconds_total"] / piper["realtime_engine_cpu_seconds_total"] > 1
+
+
+def test_orpheus_fastapi_speak_answers_in_its_shape_and_serves_the_file(server: LiveServer) -> None:
+    """Orpheus-FastAPI's legacy `POST /speak` (`{"text", "voice"}` -> JSON naming a WAV under /outputs/)."""
+    import io
+    import wave
+
+    r = httpx.post(
+        f"{server.url}/speak", json={"text": "Hello from an old script.", "voice": "mid"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "ok" and body["voice"] == "mid" and body["engine"] == "tone"
+    assert body["output_file"].startswith("outputs/mid_") and body["output_file"].endswith(".wav")
+    assert isinstance(body["generation_time"], float) and body["degraded"] is False
+    wav = httpx.get(f"{server.url}/{body['output_file']}")
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(wav.content)) as w:
+        assert w.getframerate() == 24000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+        assert 1.0 < w.getnframes() / 24000 < 2.5  # tone: 60 ms per character
+    default = httpx.post(f"{server.url}/speak", json={"text": "Unknown voice.", "voice": "tara"}, timeout=30)
+    assert default.status_code == 200 and default.json()["voice"] == "en_US-joe-medium", (
+        "as Orpheus-FastAPI does"
+    )
+    missing = httpx.post(f"{server.url}/speak", json={"voice": "tara"})
+    assert missing.status_code == 400 and missing.json() == {"error": "Missing 'text'"}
+    assert httpx.get(f"{server.url}/outputs/nope.wav").status_code == 404

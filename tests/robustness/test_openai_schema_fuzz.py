@@ -32,10 +32,11 @@ SURROGATE = st.integers(0xD800, 0xDFFF).map(chr)
 ANY_TEXT = st.text(min_size=1, max_size=300) | st.text(st.characters() | SURROGATE, min_size=1, max_size=30)
 """Arbitrary Unicode, and sometimes lone surrogates (Hypothesis leaves them out of text by default;
 JSON carries them as `\\udxxx` escapes)."""
-CASES = st.one_of(
-    OPERATION.as_strategy(generation_mode=GenerationMode.POSITIVE),
-    OPERATION.as_strategy(generation_mode=GenerationMode.NEGATIVE),
-)
+POSITIVE = OPERATION.as_strategy(generation_mode=GenerationMode.POSITIVE)
+CASES = st.one_of(POSITIVE, POSITIVE, OPERATION.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+"""Documented bodies twice as often as broken ones: enough of them reach synthesis whatever examples
+Hypothesis draws from the literals of the code loaded beside it (one documented, one broken gave 29
+audio answers of 300 when this file ran alone, 31 in the whole suite)."""
 
 
 def check_answer(response: httpx.Response) -> None:

@@ -18,7 +18,7 @@ from realtime.engines.http.pcm import Pcm16Stream
 from realtime.engines.http.settings import HttpSettings, HttpUpstreamSettings
 from realtime.engines.http.upstream import Balancer, Upstream, _message
 from realtime.engines.http.voices import parse_voices
-from realtime.engines.registry import build_engine, instances
+from realtime.engines.registry import EngineRegistry, build_engine, instances
 
 
 def test_pcm_reads_split_inside_samples_lose_nothing() -> None:
@@ -157,3 +157,18 @@ def test_the_request_body_is_openai_shaped() -> None:
         "model": "kokoro", "input": "Hi.", "voice": "af_heart", "lang_code": "a",
     }  # fmt: skip
     assert engine.request_body(SynthesisJob("Hi.", "af_heart", speed=1.5))["speed"] == 1.5
+
+
+def test_the_registry_manages_instances_under_their_names() -> None:
+    """Loaded at start, reloaded with new settings, or added by `PUT /v1/engines/{name}`: an
+    instance keeps its own name (its model id, metrics label and error messages)."""
+    settings = load_settings(
+        engines=["piper", "kokoro"], http={"instances": {"kokoro": {"urls": ["http://gpu1:8880/v1"]}}}
+    )
+    registry = EngineRegistry.from_settings(settings)
+    entry = registry.entry("kokoro")
+    assert entry is not None and entry.kind == "http" and entry.engine.info.name == "kokoro"
+    config = HttpSettings(urls=["http://gpu2:8880/v1"])
+    added = registry.configure("xtts", "http", config)
+    assert added.kind == "http" and added.engine.info.name == "xtts"
+    assert registry.configure("http", "http", config).engine.info.name == "http"
