@@ -12,7 +12,8 @@ map ties each spoken span to the characters the LLM wrote. Modes:
 - `off`: the text as written.
 
 Pure, deterministic and fast enough for the event loop: one compiled pattern per mode, about
-20 µs for a typical 80-character segment (measured in tests/unit/test_text_normalize.py).
+150 µs for an 80-character segment on the shared 2-core development VM (one segment every
+few hundred ms per session; tests/unit/test_text_normalize.py bounds it).
 """
 
 from __future__ import annotations
