@@ -344,3 +344,23 @@ RULES = (
     Rule("ampersand", r"\s?&\s?", _ampersand),
     Rule("number_sign", r"#(?=\d)", _number_sign),
 )  # fmt: skip
+
+
+SPACED_READINGS = (
+    rf"(?<!\w)(?:[$€£¥]\d[\d,.]*\s(?:thousand|million|billion|trillion|bn)(?!\w)"
+    rf"|\d[\d,.]*\s(?:{_UNIT})(?![\w/])"
+    r"|\d{1,2}(?::\d\d){0,2}\s[AaPp](?:\.[Mm]\.|[Mm](?!\w))"
+    rf"|{_MONTH}\.?\s\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s\d{{4}})?(?!\w)"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?{_MONTH}\.?(?:,?\s\d{{4}})?(?!\w)"
+    r"|(?:Dr|Mr|Mrs|Ms|Prof|St|Mt)\.\s[A-Z][\w'’-]*|No\.\s\d+"
+    r"|(?:\+\d{1,3}\s)?\(\d{3}\)\s?\d{3}[ .-]\d{4}|\+\d{1,3}\s\d{3}\s\d{3}\s\d{4})"
+)
+"""Readings that hold a space ("$1.5 billion", "7:15 pm", "Dec 7, 2026", "Dr. Smith", "(555) 123-4567"):
+the segmenter never cuts inside one, so the front end always sees them whole."""
+SPACED_READING_START = (
+    rf"(?<![\w$€£¥.,:/-])(?:[$€£¥]?\d(?:[\d,.:]*\d)?|{_MONTH}\.?(?:\s\d{{1,2}}(?:st|nd|rd|th)?,?)?"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?(?:\sof)?(?:\s{_MONTH}\.?,?)?"
+    r"|(?:Dr|Mr|Mrs|Ms|Prof|St|Mt|No)\.|\(\d{3}\)|\+\d{1,3}(?:\s\d{3}){0,2})\s\S*\Z"
+)
+"""The start of such a reading, a space and the word still arriving at the end of the text so far:
+what follows may complete it ("Dec 7, 2" may be "Dec 7, 2026")."""
