@@ -77,6 +77,10 @@ def split_marks(text: str) -> list[str | Control]:
     return [p.replace(MARK_OPEN, "").replace(MARK_CLOSE, "") if isinstance(p, str) else p for p in out]
 
 
+def _attributes(tag: str) -> dict[str, str]:
+    return {name.lower(): double or single for name, double, single in _ATTR.findall(tag)}
+
+
 def _seconds(value: str) -> float | None:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*", value)
     if m is None:
@@ -219,7 +223,7 @@ class SsmlParser:
         name = m.group(1).lower()
         if tag.startswith("</"):
             return self._end(name)
-        attrs = {k.lower(): v if v is not None else w for k, v, w in _ATTR.findall(tag)}
+        attrs = _attributes(tag)
         empty = tag.endswith("/>")
         if name == "break":
             seconds = _seconds(attrs["time"]) if "time" in attrs else None
@@ -277,8 +281,10 @@ def check(document: str) -> str | None:
         if name_match is None:
             return f"a tag at character {m.start()} has no name"
         name = name_match.group(1).lower()
-        attrs = {k.lower(): v if v is not None else w for k, v, w in _ATTR.findall(tag)}
+        attrs = _attributes(tag)
         if tag.startswith("</"):
+            if name in stack and stack[-1] != name:
+                return f"</{name}> at character {m.start()} comes before </{stack[-1]}>"
             if not stack or stack[-1] != name:
                 return f"</{name}> at character {m.start()} closes no open <{name}>"
             stack.pop()

@@ -77,6 +77,7 @@ def test_break_of_strength_none_is_no_break() -> None:
 )
 def test_prosody_rates(rate: str, value: float) -> None:
     assert pieces(f'<prosody rate="{rate}">x</prosody>') == [Control(RATE, value), "x", Control(RATE, 1.0)]
+    assert pieces(f"<prosody rate='{rate}'>x</prosody>") == [Control(RATE, value), "x", Control(RATE, 1.0)]
 
 
 def test_client_text_cannot_forge_a_control_mark() -> None:
@@ -123,6 +124,7 @@ def test_malformed_markup_never_raises_and_never_speaks_a_tag(document: str) -> 
         ('<speak>Hi <break time="1s"/></speak>', None),
         ("<speak>Hi", "<speak> is never closed"),
         ("<speak>Hi</p></speak>", "</p> at character 9 closes no open <p>"),
+        ("<speak><s>Hi</speak>", "</speak> at character 12 comes before </s>"),
         ("<speak>a < b</speak>", "a '<' at character 9 starts no tag (write &lt; for a literal '<')"),
         ('<break time="soon"/>', "break time 'soon' is not a duration such as '500ms' or '1s'"),
         (
