@@ -200,7 +200,8 @@ class SpeechContext:
     def done(self) -> None:
         """No more text: finish speaking what is buffered, then end the event stream."""
         if not self._done and not self._cancelled:
-            self.segmenter.push(self.front_end.close())
+            with contextlib.suppress(ValueError):  # a held SSML tail over the buffer limit: dropped
+                self.segmenter.push(self.front_end.close())
         self._done = True
         self._wake_producer.set()
         self._wake_consumer.set()  # everything may already be spoken: the consumer must notice
