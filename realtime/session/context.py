@@ -644,7 +644,9 @@ class SpeechContext:
                 self.stitcher.start_segment()
                 self.stats.segments += 1
                 segment_start = self.stats.audio_samples
-                yield SegmentStarted(job.segment_id, job.piece.original, degraded=job.degraded)
+                yield SegmentStarted(
+                    job.segment_id, job.piece.original, degraded=job.degraded, spoken=job.piece.spoken
+                )
                 continue  # the job may have moved to a fallback meanwhile: look again
             if job.queue.empty():
                 if stretch:

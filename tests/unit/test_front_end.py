@@ -88,6 +88,14 @@ def test_the_engine_reads_normalized_text_and_segments_show_what_was_written() -
         "It costs five dollars and ninety-nine cents on December seventh, twenty twenty-six. "
         "Call Doctor Smith now"
     )
+    # Each segment.started carries what its engine read, with the map back to what was written.
+    segments = [e for e in events if isinstance(e, SegmentStarted)]
+    assert [e.spoken.text for e in segments if e.spoken] == [j.text for j in engine.jobs]
+    assert all(e.spoken is not None and e.spoken.original == e.text for e in segments)
+    (priced,) = [e.spoken for e in segments if e.spoken and "ninety-nine" in e.spoken.text]
+    at = priced.text.index("ninety-nine")
+    lo, hi = priced.to_original(at, at + len("ninety-nine"))
+    assert priced.original[lo:hi] == "$5.99"
 
 
 @pytest.mark.parametrize(
