@@ -62,7 +62,7 @@ def ordinal(n: int) -> str:
 
 def digits(text: str) -> str:
     """Each digit by name ("0" is "zero"); other characters are skipped."""
-    return " ".join(_ONES[int(c)] for c in text if c.isdigit())
+    return " ".join(_ONES[int(c)] for c in text if c.isdecimal())
 
 
 def decimal(text: str) -> str:
@@ -72,7 +72,7 @@ def decimal(text: str) -> str:
     if text[:1] in "-−":
         sign, text = "minus ", text[1:]
     whole, _, frac = text.replace(",", "").partition(".")
-    spoken = cardinal(int(whole)) if whole else ""
+    spoken = (cardinal(int(whole)) if len(whole) <= 15 else digits(whole)) if whole else ""
     if frac:
         spoken = f"{spoken} point {digits(frac)}".strip()
     return sign + spoken

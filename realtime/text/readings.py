@@ -217,7 +217,7 @@ def _money(m: re.Match[str], text: str) -> str:
     if scale:
         amount = decimal(whole + (f".{frac}" if frac else ""))
         return f"{amount} {_SCALE[scale]} {many}"
-    if frac and len(frac) == 2:
+    if frac and len(frac) == 2 and len(whole) <= 15:
         units, cents = int(whole), int(frac)
         parts = [f"{cardinal(units)} {one if units == 1 else many}"] if units or not cents else []
         if cents:
@@ -333,7 +333,7 @@ RULES = (
     Rule("percent", rf"(?<![\w.])(?P<pct>[-−]?(?:{_NUM}))\s?%", _percent),
     Rule("degrees", rf"(?<![\w.])(?P<deg>[-−]?(?:{_NUM}))\s?°(?:\s?(?P<deg_s>[CFK])(?!\w))?", _degrees),
     Rule("unit", rf"(?<![\w.])(?P<u_n>[-−]?(?:{_NUM}))\s?(?P<u_u>{_UNIT})(?![\w/])", _unit),
-    Rule("ordinal", r"(?<![\w.])(?P<ord>\d+)(?:st|nd|rd|th)(?!\w)", _ordinal),
+    Rule("ordinal", r"(?<![\w.])(?P<ord>\d{1,15})(?:st|nd|rd|th)(?!\w)", _ordinal),
     Rule("decade", r"(?<![\w.])['’]?(?P<dec_c>1[1-9]|20)?(?P<dec_d>\d)0s(?!\w)", _decade),
     Rule("spelled", r"(?<![\w-])(?:[A-Za-z0-9]-){2,}[A-Za-z0-9](?![\w-])", _spelled),
     Rule("range", rf"(?<![\w.-])(?P<r_a>{_NUM})\s?[-–]\s?(?P<r_b>{_NUM})(?![\w.-]|\.\d)", _range),

@@ -109,7 +109,7 @@ def _say_as(kind: str, text: str) -> str:
         return "-".join(chars) if len(chars) > 1 else "".join(chars)
     if kind == "telephone":
         return ", ".join("-".join(group) for group in re.findall(r"\d+", text)) or text
-    if kind == "ordinal" and text.strip().isdigit():
+    if kind == "ordinal" and text.strip().isdecimal() and len(text.strip()) <= 15:
         n = int(text)
         suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
         return f"{n}{suffix}"

@@ -3,6 +3,7 @@ the map from spoken text back to what was written, and its cost per segment."""
 
 from __future__ import annotations
 
+import random
 import re
 import time
 
@@ -283,3 +284,23 @@ def test_normalizing_a_segment_takes_microseconds() -> None:
         normalize(segment)
     per_segment_us = (time.perf_counter() - started) / runs * 1e6
     assert per_segment_us < 500, per_segment_us
+
+
+def test_any_text_normalizes_without_raising() -> None:
+    """Huge numbers (past Python's 4300-digit int limit), other scripts' digits, symbols and markup in
+    random mixtures: the front end runs on every segment and must never fail one."""
+    rng = random.Random(19)
+    alphabet = list("0123456789$€£%°:.,-/ ()+#&*_`~[]!<>@abcXYZ") + [
+        "٣",
+        "²",
+        "🎉",
+        "\n",
+        "Dec ",
+        "Dr. ",
+        " pm",
+    ]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        for mode in ("full", "markup"):
+            normalize(text, mode)  # type: ignore[arg-type]
+    normalize("9" * 5000 + "st, $" + "9" * 5000 + ".99 and " + "1" * 5000)
