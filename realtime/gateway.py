@@ -124,9 +124,12 @@ class Gateway:
         context_id: str = "",
         low_latency: bool = False,
         stretch_pauses: bool = True,
+        text_mode: str = "auto",
+        ssml: bool = False,
     ) -> SpeechContext:
         """A context on `selection`'s engine, or on the first usable fallback of its chain
-        (`degraded`); EngineUnavailable if none can take work."""
+        (`degraded`); EngineUnavailable if none can take work. `text_mode` (a session's or request's
+        `normalize`) overrides `text.normalize` unless `auto`."""
         name = selection.engine_name
         chosen = self.engines.choose(name, speed=speed)
         if chosen is None:
@@ -151,6 +154,8 @@ class Gateway:
             release=target.release,
             degraded=chosen != name,
             stall_s=settings.failover.stall_ms / 1000.0,
+            text_mode=text_mode if text_mode != "auto" else settings.text.normalize,
+            ssml=ssml,
         )
 
     def lease(self, name: str, voice: str) -> EngineLease:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from .settings import Settings
 
-HOT_FIELDS = ("default_engine", "default_voice", "voice_map", "failover", "planner", "max_ahead_s")
+HOT_FIELDS = ("default_engine", "default_voice", "voice_map", "failover", "planner", "max_ahead_s", "text")
 """`default_engine` is not a setting of its own: it moves that engine to the front of `engines`."""
 SECRET_FIELDS = ("api_keys", "admin_keys")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 from pydantic_settings import (
@@ -87,6 +87,14 @@ class FailoverSettings(BaseModel):
         return value
 
 
+class TextSettings(BaseModel):
+    """The text front end (`realtime/text/normalize.py`)."""
+
+    normalize: Literal["auto", "full", "markup", "off"] = "auto"
+    """`auto`: what each engine declares (`EngineCapabilities.text_front_end`); otherwise this mode for
+    every engine. A session (`session.update` `normalize`) or a request (`normalize`) may override it."""
+
+
 class WebRtcSettings(BaseModel):
     ice_servers: list[str] = []
     """STUN/TURN URLs offered to aiortc; empty: host candidates only (LAN, loopback, a public IP)."""
@@ -156,6 +164,7 @@ class CoreSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "json"
     planner: PlannerSettings = PlannerSettings()
+    text: TextSettings = TextSettings()
     webrtc: WebRtcSettings = WebRtcSettings()
     web_dir: Path | None = None
     """The browser page served at `/`; empty: the `web/` folder beside the package (if present)."""

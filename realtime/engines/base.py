@@ -17,6 +17,10 @@ import numpy as np
 
 from ..ewma import Ewma
 
+TextFrontEnd = Literal["full", "markup", "off"]
+"""What the shared text front end does to an engine's text (`realtime/text/normalize.py`): `full`
+(numbers, money, dates, units, URLs, abbreviations spoken out in English; markup and emoji
+stripped), `markup` (markup and emoji stripped only), `off` (the text as written)."""
 Granularity = Literal["segment", "sentence", "chunk", "token"]
 """How finely audio streams out of a job: `segment` (all of it at the end), `sentence` (one piece per
 sentence, or per bounded run of a long one), `chunk` (fixed slices), `token` (as a model generates)."""
@@ -53,6 +57,10 @@ class EngineCapabilities:
     """Speaks in a voice given by a reference recording. Reserved like `timestamps`."""
     device: str = "cpu"
     """Where this instance runs its inference (`cpu`, `cuda`, `remote` for an upstream server)."""
+    text_front_end: TextFrontEnd = "full"
+    """How much of the text front end the engine wants under `text.normalize = "auto"`: `full` for an
+    engine that reads raw text (a neural model says "$5" as "dollar five" or not at all), `markup` for
+    one that reads numbers itself, in its voice's language (espeak), `off` for text as written."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..audio.encoders import AUDIO_FORMATS
+from .front_end import SETTINGS as NORMALIZE_SETTINGS
 
 TELEPHONY = ("mulaw", "alaw")
 INPUT_ENCODINGS = ("pcm", "mulaw", "alaw")
@@ -59,6 +60,11 @@ class SessionConfig:
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     latency: str = "balanced"
     metrics: bool = False
+    normalize: str = "auto"
+    """The text front end's mode for this session's contexts (`auto`: the server's `text.normalize`)."""
+    ssml: bool = False
+    """Text is SSML (`text/ssml.py`). Other dialects map their own switch here (ElevenLabs'
+    `enable_ssml_parsing`, say)."""
 
     def describe(self) -> dict[str, Any]:
         out = self.output
@@ -74,6 +80,8 @@ class SessionConfig:
                          "min_speech_ms": self.barge_in.min_speech_ms},
             "latency": self.latency,
             "metrics": self.metrics,
+            "normalize": self.normalize,
+            "ssml": self.ssml,
         }  # fmt: skip
 
 
@@ -179,4 +187,10 @@ def apply_update(config: SessionConfig, patch: dict[str, Any]) -> SessionConfig:
         if not isinstance(patch["metrics"], bool):
             raise ConfigError("metrics", "must be true or false")
         new = replace(new, metrics=patch["metrics"])
+    if "normalize" in patch:
+        new = replace(new, normalize=_choice(patch["normalize"], "normalize", NORMALIZE_SETTINGS))
+    if "ssml" in patch:
+        if not isinstance(patch["ssml"], bool):
+            raise ConfigError("ssml", "must be true or false")
+        new = replace(new, ssml=patch["ssml"])
     return new

@@ -30,11 +30,11 @@ import numpy as np
 from ..audio.resample import StreamResampler
 from ..control.settings import PlannerSettings
 from ..engines.base import Engine, SynthesisJob
-from ..text.sanitize import speakable
 from . import failover
 from .clock import Clock, MonotonicClock
 from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
 from .failover import EngineSource, stall_deadline
+from .front_end import FrontEnd, Piece
 from .phrasing import PhrasingPolicy, ends_mid_phrase, pause_after
 from .planner import ChunkPlanner
 from .playout import PlayoutClock
@@ -55,6 +55,9 @@ PAUSE_STEP_S = 0.02
 class _Job:
     segment_id: int
     job: SynthesisJob
+    piece: Piece
+    """The segment's text as written, what the engine reads (`piece.spoken`, with the map between
+    them for alignment), the silence before it and its rate (SSML)."""
     submitted_at: float
     engine: Engine
     engine_name: str
@@ -71,6 +74,9 @@ class _Job:
     """Silence that may go before this segment's audio while the listener waits for it (a stretched
     pause after the segment before it: `pause_after`)."""
     stretched: bool = False
+    silence: int = 0
+    """Samples of SSML break silence at the start of its audio (not engine audio: the planner's audio
+    model leaves them out)."""
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
     samples: int = 0
     queued_samples: int = 0
@@ -121,6 +127,8 @@ class SpeechContext:
         release: Callable[[], None] | None = None,
         degraded: bool = False,
         stall_s: float = 1.5,
+        text_mode: str = "auto",
+        ssml: bool = False,
     ) -> None:
         self.engine = engine
         self.engine_name = engine_name or engine.info.name
@@ -151,6 +159,8 @@ class SpeechContext:
             audio_per_segment_s=engine.info.hints.audio_per_segment_s,
         )
         self.segmenter = Segmenter(max_buffer_chars=max_text_chars)
+        self.front_end = FrontEnd(text_mode, ssml=ssml)
+        """Text as written → what the engine reads, per segment (`text.normalize`, SSML)."""
         self.stitcher = Stitcher(self.sample_rate, crossfade_ms)
         self.playout = PlayoutClock()
         self.stats = ContextStats(created_at=self.clock.now())
@@ -178,7 +188,7 @@ class SpeechContext:
         """Add incremental text; ValueError if the context is finished or over its limit."""
         if self._done or self._cancelled:
             raise ValueError("context is already finished")
-        self.segmenter.push(text)
+        self.segmenter.push(self.front_end.feed(text))
         self.phrasing.on_text(self.clock.now(), text)
         self._wake_producer.set()
 
@@ -189,6 +199,9 @@ class SpeechContext:
 
     def done(self) -> None:
         """No more text: finish speaking what is buffered, then end the event stream."""
+        if not self._done and not self._cancelled:
+            with contextlib.suppress(ValueError):  # a held SSML tail over the buffer limit: dropped
+                self.segmenter.push(self.front_end.close())
         self._done = True
         self._wake_producer.set()
         self._wake_consumer.set()  # everything may already be spoken: the consumer must notice
@@ -262,7 +275,7 @@ class SpeechContext:
         queued = job.queued_samples / self.sample_rate
         if job.finished:
             return queued
-        predicted = self.planner.predict_audio_s(len(job.job.text))
+        predicted = self.planner.predict_audio_s(len(job.job.text)) + job.silence / self.sample_rate
         return queued + max(0.0, predicted - job.samples / self.sample_rate)
 
     def _playback_ends_at(self) -> float:
@@ -338,19 +351,24 @@ class SpeechContext:
                 if not self.segmenter.pending.strip():
                     self._flushing = False
                 return
-            if not speakable(text):
-                continue  # punctuation or spaces alone: an engine would say nothing, or "exclamation"
+            self._check_engine()
+            pieces = self.front_end.pieces(text, self.engine.info.capabilities.text_front_end)
+            if not pieces:
+                continue  # punctuation, spaces, emoji alone: an engine would say nothing, or "exclamation"
             if self._first_due is None:
                 self._first_due = now + self.config.first_deadline_ms / 1000.0
             self.planner.committed(plan, len(text))
-            self._start_job(text)
+            for piece in pieces:  # one unless SSML breaks or rates cut the segment
+                self._start_job(piece)
             self._refresh_deadlines()
 
-    def _start_job(self, text: str) -> None:
-        self._check_engine()
+    def _start_job(self, piece: Piece) -> None:
+        text = piece.original
         job = _Job(
             segment_id=self._next_segment_id,
-            job=self._synthesis_job(text),
+            job=self._synthesis_job(piece.spoken.text, speed=self._speed(piece.rate)),
+            piece=piece,
+            silence=round(piece.pause_s * self.sample_rate),
             submitted_at=self.clock.now(),
             engine=self.engine,
             engine_name=self.engine_name,
@@ -368,11 +386,18 @@ class SpeechContext:
         self._jobs.append(job)
         self._wake_consumer.set()
 
-    def _synthesis_job(self, text: str, deadline: float = 0.0) -> SynthesisJob:
+    def _synthesis_job(self, text: str, deadline: float = 0.0, *, speed: float) -> SynthesisJob:
         return SynthesisJob(
-            text, self.voice, self.speed, deadline=deadline, session_id=self.session_id,
+            text, self.voice, speed, deadline=deadline, session_id=self.session_id,
             low_latency=self.low_latency,
         )  # fmt: skip
+
+    def _speed(self, rate: float) -> float:
+        """The job's speed: the context's, times an SSML prosody rate where the engine honours speed.
+        An engine without `speed` reads at its own pace (refusing mid-stream would end the answer)."""
+        if rate == 1.0 or not self.engine.info.capabilities.speed:
+            return self.speed
+        return min(4.0, max(0.25, self.speed * rate))
 
     def _launch(self, job: _Job) -> None:
         job.attempt += 1
@@ -393,6 +418,8 @@ class SpeechContext:
         rate = engine.info.sample_rate
         resampler = StreamResampler(rate, self.sample_rate) if rate != self.sample_rate else None
         try:
+            if job.silence:  # an SSML break before this piece: real silence in the audio
+                self._add_audio(job, np.zeros(job.silence, dtype=np.float32))
             async for chunk in engine.synthesize(job.job):
                 if job.attempt != attempt:
                     return  # superseded (a stall moved it) as this chunk came: it runs elsewhere now
@@ -423,7 +450,7 @@ class SpeechContext:
         self._first_job_done = True
         wall = self.clock.now() - job.submitted_at
         self.stats.synth_wall_s += wall
-        audio_s = job.samples / self.sample_rate
+        audio_s = max(0, job.samples - job.silence) / self.sample_rate
         self.planner.observe(chars=len(job.job.text), audio_s=audio_s, wall_s=wall)
         self.phrasing.observe_job(wall_s=wall, audio_s=audio_s, engine_speed=self._engine_speed())
         self._wake_producer.set()
@@ -479,7 +506,9 @@ class SpeechContext:
         some of it was emitted, the consumer fades that out first (`_RESTART`)."""
         job.job.cancel.cancel()
         old = job.task
-        job.job = self._synthesis_job(job.job.text, job.job.deadline)
+        spoken = self.front_end.respeak(job.piece.original, self.engine.info.capabilities.text_front_end)
+        job.piece = Piece(job.piece.original, spoken, job.piece.pause_s, job.piece.rate)
+        job.job = self._synthesis_job(spoken.text, job.job.deadline, speed=self._speed(job.piece.rate))
         job.engine, job.engine_name, job.degraded = self.engine, self.engine_name, True
         job.queue = asyncio.Queue()
         job.samples = job.queued_samples = 0
@@ -615,7 +644,9 @@ class SpeechContext:
                 self.stitcher.start_segment()
                 self.stats.segments += 1
                 segment_start = self.stats.audio_samples
-                yield SegmentStarted(job.segment_id, job.job.text, degraded=job.degraded)
+                yield SegmentStarted(
+                    job.segment_id, job.piece.original, degraded=job.degraded, spoken=job.piece.spoken
+                )
                 continue  # the job may have moved to a fallback meanwhile: look again
             if job.queue.empty():
                 if stretch:

@@ -59,7 +59,15 @@ class NewContext(Protocol):
     """Opens one context's synthesis (the gateway's: shared scheduler, planner settings, limits)."""
 
     def __call__(
-        self, selection: Selection, *, speed: float, session_id: str, context_id: str, low_latency: bool
+        self,
+        selection: Selection,
+        *,
+        speed: float,
+        session_id: str,
+        context_id: str,
+        low_latency: bool,
+        text_mode: str,
+        ssml: bool,
     ) -> SpeechContext: ...
 
 

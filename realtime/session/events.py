@@ -6,13 +6,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..text.spoken import SpokenText
+
 
 @dataclass(frozen=True)
 class SegmentStarted:
     segment_id: int
     text: str
+    """The segment as written (what the client sent), not what the engine read."""
     degraded: bool = False
     """Synthesized on a fallback engine (docs/REALTIME.md, "Failover")."""
+    spoken: SpokenText | None = None
+    """What the engine read, with the map back to `text` (`SpokenText.to_original`): word timings in
+    the engine's terms become offsets in what the client sent."""
 
 
 @dataclass(frozen=True)

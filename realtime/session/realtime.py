@@ -138,7 +138,8 @@ class RealtimeSession:
         try:
             context = self.deps.new_context(
                 selection, speed=self.config.speed, session_id=self.id, context_id=context_id,
-                low_latency=self.config.latency == "low",
+                low_latency=self.config.latency == "low", text_mode=self.config.normalize,
+                ssml=self.config.ssml,
             )  # fmt: skip
         except EngineUnavailable as exc:
             raise ClientError("engine_not_ready", str(exc), context_id) from None

@@ -16,6 +16,11 @@ Rules worth knowing:
   non-digit.
 * Tags (``<laugh>``, ``[pause]``, ``<break time="1s"/>``) are never cut inside, and while
   one is still open at the buffer end no boundary after its ``<`` / ``[`` counts.
+* Readings that hold a space (``"$1.5 billion"``, ``"7:15 pm"``, ``"Dec 7, 2026"``, ``"Dr. Smith"``,
+  a phone number: ``text.readings.SPACED_READINGS``) are never cut inside, so the text front end,
+  which normalizes each segment alone, sees them whole; while the buffer ends in the start of one
+  (a number, a month, a title and a space), no boundary after that start counts until the next
+  word arrives.
 * Hard cuts (a run with no boundary at all up to ``max_chars``) land at ``max_chars`` but
   not inside a protected unit of at most ``_MAX_UNIT`` chars (tag, URL, e-mail, number or
   other token with inner separators): the cut moves back to the unit's start or, if the
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from ..text.readings import SPACED_READING_START, SPACED_READINGS
 from .phrasing import BAD, GOOD, NEUTRAL, word_cut_quality
 
 SENTENCE, CLAUSE, WORD_GOOD, WORD, WORD_BAD = 5, 4, 3, 2, 1
@@ -69,6 +75,10 @@ _UNIT = re.compile(
     + r"|(?<!\w)[$€£¥]?\w+(?:[.,:/@-]\w+)+%?"  # 3.14, 1,000, 10:30, 2024-05-01, v2.0.1, e.g
     + r"|(?<!\w)[$€£¥]?\d\w*%?"  # plain numbers
 )
+_SPACED = re.compile(SPACED_READINGS)
+_SPACED_OPEN = re.compile(SPACED_READING_START)
+_SPACED_HINT = re.compile(r"\d|[A-Z][a-z]{1,2}\.?\s")
+"""Every spaced reading holds a digit or a title or month before a space: most text skips the scan."""
 _TRAIL = re.compile(rf"[.,;:!?…{_CLOSERS}]+")
 _INITIALS = re.compile(r"[A-Z]|(?:[A-Za-z]\.)+[A-Za-z]")  # J. / e.g. / U.S. / a.m.
 _TITLES = frozenset("Dr Mr Mrs Ms Prof St Jr Sr Mt Rev Gen Col Capt Lt Sgt vs Vs cf approx".split())
@@ -120,6 +130,10 @@ def _boundaries(text: str, limit: int, closed: bool) -> list[tuple[int, int]]:
     spans = [m.span() for m in _TAG.finditer(text)]
     if not closed and (m := _OPEN_TAG.search(text, max(0, len(text) - _MAX_TAG))):
         spans.append((m.start(), len(text) + 1))
+    if _SPACED_HINT.search(text):
+        spans += [m.span() for m in _SPACED.finditer(text)]
+        if not closed and (m := _SPACED_OPEN.search(text, max(0, len(text) - 24))):
+            spans.append((m.start(), len(text) + 1))
     if not spans:
         return found
     spans.sort()  # an open "<..." may contain a closed "[...]"; it sorts first
@@ -185,11 +199,14 @@ def _hard_cut(text: str, limit: int, closed: bool, carried: int | None) -> int |
     if not closed and (m := _OPEN_TAG.search(text, max(0, len(text) - _MAX_TAG))):
         if m.start() < limit:
             return m.start() or None
+    if not closed and (m := _SPACED_OPEN.search(text, max(0, len(text) - 24))) and m.start() < limit:
+        return m.start() or None  # a spaced reading may still be arriving: cut before it, or wait
     cut = limit
-    for m in _UNIT.finditer(text):
+    spaced = _SPACED.finditer(text) if _SPACED_HINT.search(text) else ()
+    for m in (*spaced, *_UNIT.finditer(text)):
         start, end = m.span()
         if start >= limit:
-            break
+            continue
         if limit < end and end - start <= _MAX_UNIT:
             cut = start or end
             break

@@ -72,7 +72,14 @@ async def speech(request: Request) -> Response:
     # A response is often saved whole: the same input gives the same audio, however loaded the
     # server is (no pause stretched because synthesis fell behind real time).
     try:
-        context = gw.new_context(selection, speed=req.speed, session_id=session_id, stretch_pauses=False)
+        context = gw.new_context(
+            selection,
+            speed=req.speed,
+            session_id=session_id,
+            stretch_pauses=False,
+            text_mode=req.normalize,
+            ssml=req.ssml,
+        )
     except EngineUnavailable as exc:
         slot.close()
         raise ApiError(503, str(exc), code="engine_not_ready") from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..text.sanitize import InvalidText, clean_text, speakable
+from ..text.ssml import check as check_ssml
 from .errors import ApiError
 
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
@@ -19,6 +20,8 @@ EXTRA_FORMATS = ("mulaw", "alaw")
 STREAM_FORMATS = ("audio", "sse")
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 MAX_INSTRUCTIONS = 4096
+NORMALIZE = ("auto", "full", "markup", "off")
+"""The text front end's modes (extension field `normalize`; `auto`: the server's `text.normalize`)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class SpeechRequest:
     stream_format: str = "audio"
     instructions: str | None = None
     sample_rate: int | None = None
+    normalize: str = "auto"
+    ssml: bool = False
 
 
 def _bad(message: str, param: str, code: str = "invalid_value") -> ApiError:
@@ -115,6 +120,14 @@ def parse_speech_request(body: object, *, max_input_chars: int) -> SpeechRequest
         isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 48000
     ):
         raise _bad("'sample_rate' must be an integer between 8000 and 48000.", "sample_rate")
+    ssml = body.get("ssml", False)
+    if ssml is None:
+        ssml = False
+    if not isinstance(ssml, bool):
+        raise _bad("Invalid type for 'ssml': expected a boolean.", "ssml", "invalid_type")
+    if ssml and (problem := check_ssml(text)) is not None:
+        # The whole input is here before any audio: malformed markup is refused rather than guessed at.
+        raise _bad(f"'input' is not valid SSML: {problem}.", "input", "invalid_ssml")
     return SpeechRequest(
         model=model,
         input=text,
@@ -124,4 +137,6 @@ def parse_speech_request(body: object, *, max_input_chars: int) -> SpeechRequest
         stream_format=_choice(body, "stream_format", STREAM_FORMATS, "audio"),
         instructions=instructions,
         sample_rate=sample_rate,
+        normalize=_choice(body, "normalize", NORMALIZE, "auto"),
+        ssml=ssml,
     )

@@ -349,3 +349,42 @@ def test_performance_large_buffer_drain() -> None:
         n += 1
     assert time.perf_counter() - start < 0.5
     assert n > 400 and seg.pending == ""
+
+
+SPACED_TEXT = (
+    "We raised $1.5 billion, then on Dec 7, 2026 at 7:15 pm, Dr. Smith called (555) 123-4567 about "
+    "10 km of road and the 1st of May, 2025, a date."
+)
+SPACED_UNITS = [
+    "$1.5 billion",
+    "Dec 7, 2026",
+    "7:15 pm",
+    "Dr. Smith",
+    "(555) 123-4567",
+    "10 km",
+    "1st of May, 2025",
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("force", [False, True])
+def test_readings_with_a_space_are_never_cut(seed: int, force: bool) -> None:
+    """The text front end normalizes each segment alone, so "$1.5 billion" must not become "$1.5" |
+    "billion", nor "Dec 7," | "2026" (a clause mark), nor "Dr." | "Smith", however the text arrives and
+    however small the segments asked for are."""
+    rng = random.Random(seed)
+    for chunks in (random_splits(SPACED_TEXT, rng), list(SPACED_TEXT)):
+        segments = drive(chunks, 1, rng.choice([8, 12, 20]), force=force)
+        assert norm(" ".join(segments)) == norm(SPACED_TEXT)
+        for unit in SPACED_UNITS:
+            start, end = squashed_span(SPACED_TEXT, unit)
+            assert not [c for c in cuts(segments) if start < c < end], (unit, segments)
+
+
+def test_a_reading_s_start_at_the_buffer_end_waits_for_the_next_word() -> None:
+    seg = Segmenter()
+    seg.push("It happened, on Dec 7, 20")
+    assert seg.next_segment(1, 200, force=True) == "It happened,"
+    assert seg.next_segment(1, 200, force=True) is None  # "Dec 7," is no clause: "20" may be "2026"
+    seg.push("26, late.")
+    assert seg.next_segment(1, 200, final=True) == "on Dec 7, 2026, late."

@@ -76,7 +76,10 @@ class HttpEngine:
             voices=tuple(voices),
             default_voice=default,
             capabilities=EngineCapabilities(
-                streaming=config.streaming, speed=config.supports_speed, device="remote"
+                streaming=config.streaming,
+                speed=config.supports_speed,
+                device="remote",
+                text_front_end=config.text_front_end,
             ),
             hints=SchedulingHints(
                 nominal_speed=config.nominal_speed, audio_per_char_s=config.audio_per_char_s

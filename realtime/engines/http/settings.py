@@ -58,6 +58,10 @@ class HttpUpstreamSettings(BaseModel):
     """The upstream honours `speed` (OpenAI's API has it); false: a speed other than 1 is refused."""
     streaming: Literal["segment", "sentence", "chunk", "token"] = "chunk"
     """How finely the upstream streams (`segment` for a server that answers with the whole file)."""
+    text_front_end: Literal["full", "markup", "off"] = "markup"
+    """What the gateway's text front end does before sending (`EngineCapabilities.text_front_end`):
+    `markup` by default, as OpenAI's API and Kokoro-FastAPI read numbers themselves; `full` for an
+    upstream that reads raw text."""
     nominal_speed: float = Field(default=10.0, gt=0)
     """Audio seconds per wall second of one request: the scheduler's prior until it has measured."""
     audio_per_char_s: float = Field(default=0.065, gt=0)

@@ -49,7 +49,9 @@ class ToneEngine:
             sample_rate=config.sample_rate,
             voices=VOICES,
             default_voice="mid",
-            capabilities=EngineCapabilities(streaming="chunk", speed=True),
+            capabilities=EngineCapabilities(
+                streaming="chunk", speed=True, text_front_end=config.text_front_end
+            ),
             hints=SchedulingHints(nominal_speed=config.speed, audio_per_char_s=config.ms_per_char / 1000.0),
         )
         self._pool = WorkerPool(config.workers, name="tone", stats=self.stats, sample_rate=config.sample_rate)

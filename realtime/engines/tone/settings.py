@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -16,3 +18,6 @@ class ToneSettings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64)
     load_delay_s: float = Field(default=0.0, ge=0)
     """Simulated model load time, to exercise readiness gating."""
+    text_front_end: Literal["full", "markup", "off"] = "off"
+    """What the text front end does for it (`EngineCapabilities.text_front_end`): off by default, so a
+    test's audio length is its text's; `full` lets a test see what an engine reading raw text gets."""
