@@ -59,6 +59,8 @@ class SessionConfig:
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     latency: str = "balanced"
     metrics: bool = False
+    alignment: bool = True
+    """Send `alignment` events (word timings) when the engine times its words."""
 
     def describe(self) -> dict[str, Any]:
         out = self.output
@@ -74,6 +76,7 @@ class SessionConfig:
                          "min_speech_ms": self.barge_in.min_speech_ms},
             "latency": self.latency,
             "metrics": self.metrics,
+            "alignment": self.alignment,
         }  # fmt: skip
 
 
@@ -179,4 +182,8 @@ def apply_update(config: SessionConfig, patch: dict[str, Any]) -> SessionConfig:
         if not isinstance(patch["metrics"], bool):
             raise ConfigError("metrics", "must be true or false")
         new = replace(new, metrics=patch["metrics"])
+    if "alignment" in patch:
+        if not isinstance(patch["alignment"], bool):
+            raise ConfigError("alignment", "must be true or false")
+        new = replace(new, alignment=patch["alignment"])
     return new

@@ -29,11 +29,20 @@ import numpy as np
 
 from ..audio.resample import StreamResampler
 from ..control.settings import PlannerSettings
-from ..engines.base import Engine, SynthesisJob
+from ..engines.base import Engine, SynthesisJob, WordTiming, WordTimings
 from ..text.sanitize import speakable
 from . import failover
 from .clock import Clock, MonotonicClock
-from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
+from .events import (
+    AudioOut,
+    ContextDone,
+    ContextError,
+    ContextEvent,
+    SegmentDone,
+    SegmentStarted,
+    SpokenWord,
+    WordsOut,
+)
 from .failover import EngineSource, stall_deadline
 from .phrasing import PhrasingPolicy, ends_mid_phrase, pause_after
 from .planner import ChunkPlanner
@@ -72,6 +81,10 @@ class _Job:
     pause after the segment before it: `pause_after`)."""
     stretched: bool = False
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    origin: int | None = None
+    """Where the job's first sample lies in the context's audio, once it is known (its first audio)."""
+    words: list[WordTiming] = field(default_factory=list)
+    """Timed words the engine sent that wait for the job's `origin`."""
     samples: int = 0
     queued_samples: int = 0
     task: asyncio.Task[None] | None = None
@@ -156,6 +169,8 @@ class SpeechContext:
         self.stats = ContextStats(created_at=self.clock.now())
         self._jobs: deque[_Job] = deque()
         self._next_segment_id = 0
+        self._words_end_ms = 0.0
+        """Where the last timed word ended in the context's audio (`_word_out`)."""
         self._pause_after_last_s = 0.0
         """How long the pause after the last segment cut may stretch: the next one goes after it."""
         self._last_cut_mid_phrase = False
@@ -371,7 +386,7 @@ class SpeechContext:
     def _synthesis_job(self, text: str, deadline: float = 0.0) -> SynthesisJob:
         return SynthesisJob(
             text, self.voice, self.speed, deadline=deadline, session_id=self.session_id,
-            low_latency=self.low_latency,
+            low_latency=self.low_latency, timestamps=self.engine.info.capabilities.timestamps,
         )  # fmt: skip
 
     def _launch(self, job: _Job) -> None:
@@ -396,6 +411,9 @@ class SpeechContext:
             async for chunk in engine.synthesize(job.job):
                 if job.attempt != attempt:
                     return  # superseded (a stall moved it) as this chunk came: it runs elsewhere now
+                if isinstance(chunk, WordTimings):
+                    job.queue.put_nowait(chunk)
+                    continue
                 self._add_audio(job, resampler.process(chunk) if resampler is not None else chunk)
             if resampler is not None:
                 self._add_audio(job, resampler.flush())
@@ -483,6 +501,7 @@ class SpeechContext:
         job.engine, job.engine_name, job.degraded = self.engine, self.engine_name, True
         job.queue = asyncio.Queue()
         job.samples = job.queued_samples = 0
+        job.origin, job.words = None, []  # timed again from the new attempt's audio
         if job.emitted:
             job.queue.put_nowait(_RESTART)
         self._launch(job)
@@ -545,6 +564,18 @@ class SpeechContext:
         else:
             self.playout.on_send(now, samples.size / self.sample_rate)
         return AudioOut(samples)
+
+    def _word_out(self, job: _Job, word: WordTiming) -> SpokenWord:
+        """A word as the engine timed it (seconds into the job's audio, offsets into the segment text it
+        was given) placed in the context's audio. The one place that maps an engine's word back: a text
+        front end that rewrites segments maps `char_start`/`char_end` to the client's text here."""
+        assert job.origin is not None
+        origin_ms = job.origin * 1000.0 / self.sample_rate
+        # A seam overlaps two segments by the crossfade: a segment's first word starts no earlier than
+        # the last one before it ended, so words stay in order.
+        start = max(origin_ms + word.start_s * 1000.0, self._words_end_ms)
+        self._words_end_ms = max(origin_ms + word.end_s * 1000.0, start)
+        return SpokenWord(word.word, start, self._words_end_ms, word.char_start, word.char_end)
 
     def _pause_wait_s(self, job: _Job) -> float | None:
         """While `job` has no audio yet and the pause before it may stretch: 0 when the listener is
@@ -633,7 +664,9 @@ class SpeechContext:
                     woken.cancel()
                 continue
             item = job.queue.get_nowait()
-            if item is _RESTART:  # the segment starts over on a fallback: fade out what is held of it
+            if isinstance(item, WordTimings):
+                job.words.extend(item.words)  # placed when its audio comes: a pause may go first
+            elif item is _RESTART:  # the segment starts over on a fallback: fade out what is held of it
                 tail = self.stitcher.fade_out()
                 if tail.size:
                     yield self._emit(tail)
@@ -653,6 +686,11 @@ class SpeechContext:
                 job.queued_samples -= item.size
                 job.emitted += item.size
                 self._wake_producer.set()
+                if job.origin is None:
+                    job.origin = self.stitcher.next_sample_at(self.stats.audio_samples)
+                if job.words:
+                    words, job.words = job.words, []
+                    yield WordsOut(job.segment_id, tuple(self._word_out(job, w) for w in words))
                 out = self.stitcher.push(item)
                 if out.size:
                     yield self._emit(out)

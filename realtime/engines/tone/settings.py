@@ -16,3 +16,5 @@ class ToneSettings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64)
     load_delay_s: float = Field(default=0.0, ge=0)
     """Simulated model load time, to exercise readiness gating."""
+    timestamps: bool = False
+    """Time words (exactly: each character is `ms_per_char`), to test word timings without a model."""
