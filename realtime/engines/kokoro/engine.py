@@ -91,9 +91,8 @@ class KokoroEngine:
         default = config.default_voice or ("af_heart" if "af_heart" in names else names[0])
         if default not in names:
             raise EngineError(f"kokoro default_voice {default!r} is not in {self._voices_path}")
-        cores = os.cpu_count() or 1
-        self._workers = config.workers or max(1, cores // 2)
-        self._threads = config.threads_per_worker or max(1, cores // self._workers)
+        self._workers = config.workers or os.cpu_count() or 1
+        self._threads = config.threads_per_worker
         self.info = EngineInfo(
             name="kokoro",
             sample_rate=SAMPLE_RATE,
@@ -107,8 +106,8 @@ class KokoroEngine:
                 device="cuda" if config.device == "cuda" else "cpu",
             ),  # fmt: skip
             # Measured on jf_alpha speaking English (engine README): 0.07 s of audio per character
-            # plus 0.1 s per segment; one job runs at about 2x real time on 2 cores.
-            hints=SchedulingHints(nominal_speed=2.0, audio_per_char_s=0.07, audio_per_segment_s=0.1),
+            # plus 0.1 s per segment; one job on one thread runs at about 1.8x real time.
+            hints=SchedulingHints(nominal_speed=1.8, audio_per_char_s=0.07, audio_per_segment_s=0.1),
         )
         self._pool = WorkerPool(self._workers, name="kokoro", stats=self.stats, sample_rate=SAMPLE_RATE)
         self._trimmer = IdleTrimmer(self._pool, self._arena_trims, after_s=config.arena_trim_idle_s)
