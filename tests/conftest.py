@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
         if any(word in parts[-1] for word in _ORPHEUS_WORDS):
             item.add_marker(pytest.mark.orpheus)
-        if "kokoro" in item.nodeid:  # its own files, and the contract test's kokoro cases
+        if "kokoro" in parts[-1] or "[kokoro]" in item.nodeid:  # its files; the contract test's cases
             item.add_marker(pytest.mark.kokoro)
 
 
