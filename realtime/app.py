@@ -97,6 +97,7 @@ async def info(request: Request) -> Response:
             "ready": gw.ready,
             "endpoints": [
                 "/v1/audio/speech",
+                "/v1/audio/speech/captioned",
                 "/v1/realtime",
                 "/v1/webrtc/offer",
                 "/v1/telephony/twilio",

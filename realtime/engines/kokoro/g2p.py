@@ -10,6 +10,7 @@ and each word alone, and `alignment.phoneme_owners` ties the two together.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff66-\uff9f]")
 language is set explicitly)."""
 
 _espeak_lock = threading.Lock()
+_quiet = logging.getLogger(__name__ + ".phonemizer")
+"""phonemizer warns whenever espeak's word count differs from the text's ("of the" read as one word):
+expected here, and `alignment` handles it, so only its errors are logged."""
+_quiet.setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,9 @@ class G2P:
                     EspeakWrapper.set_library(espeakng_loader.get_library_path())
                     EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
                     try:
-                        backend = EspeakBackend(language, preserve_punctuation=True, with_stress=True)
+                        backend = EspeakBackend(
+                            language, preserve_punctuation=True, with_stress=True, logger=_quiet
+                        )
                     except RuntimeError as exc:
                         raise EngineError(f"kokoro: espeak-ng has no language {language!r}") from exc
                 self._espeak[language] = backend
