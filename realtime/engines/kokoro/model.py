@@ -99,7 +99,8 @@ class KokoroModel:
         self.session = ShrinkableSession(
             onnxruntime.InferenceSession(data, sess_options=options, providers=chosen)
         )
-        self.device = "cuda" if chosen[0] == "CUDAExecutionProvider" else "cpu"
+        # What the session really runs on: a GPU build on a machine without a GPU falls back to the CPU.
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         inputs = {i.name: i.type for i in self.session.get_inputs()}
         self._tokens = "input_ids" if "input_ids" in inputs else "tokens"
         self._dtypes = {name: _numpy_type(kind) for name, kind in inputs.items()}
