@@ -76,14 +76,15 @@ def captioned(gateway: LiveServer, text: str, **fields: Any) -> httpx.Response:
 def check_timestamps(
     timestamps: list[dict[str, Any]], text: str, words: list[str], duration_s: float
 ) -> None:
-    """Every word once, in order, offsets into `text`, times monotonic and within the audio, the last
-    word ending where the audio does."""
+    """Every word once, in order, offsets into `text`, times monotonic and covering the audio: the
+    first word starting where it does, the last ending where it does."""
     assert [t["word"] for t in timestamps] == words
     previous = 0.0
     for t in timestamps:
         assert text[t["char_start"] : t["char_end"]] == t["word"]
         assert previous <= t["start_time"] <= t["end_time"] <= duration_s + 0.001, (t, duration_s)
         previous = t["end_time"]
+    assert timestamps[0]["start_time"] < 0.2, "the first word starts with the audio (75 ms of lead-in)"
     assert duration_s - timestamps[-1]["end_time"] < 0.1, (timestamps[-1], duration_s)
 
 
