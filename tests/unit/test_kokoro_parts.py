@@ -80,3 +80,13 @@ def test_the_duration_tensor_is_found_by_its_shape_in_the_graph() -> None:
     del graph.node[3]
     with pytest.raises(EngineError, match="no duration tensor"):
         duration_tensor(graph)
+
+
+def test_japanese_script_is_read_as_japanese_unless_the_voice_says_otherwise() -> None:
+    from realtime.engines.kokoro.g2p import language_of
+
+    assert language_of("こんにちは", None, "en-us") == "ja"
+    assert language_of("今日", None, "en-us") == "ja"
+    assert language_of("今日", None, "cmn") == "cmn", "a Mandarin voice reads ideographs as Mandarin"
+    assert language_of("こんにちは", "en-us", "en-us") == "en-us", "a configured language wins"
+    assert language_of("Hello.", None, "en-gb") == "en-gb"

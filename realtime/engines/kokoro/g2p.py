@@ -20,9 +20,10 @@ from ..base import EngineError
 from .alignment import TextWord, phoneme_owners, text_words
 
 JAPANESE = "ja"
-JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff66-\uff9f]")
-"""Hiragana, katakana and CJK ideographs: a segment with any is read as Japanese (unless its voice's
-language is set explicitly)."""
+KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+MANDARIN = "cmn"
+"""Hiragana and katakana make a segment Japanese; ideographs too, unless the voice reads Mandarin."""
 
 _espeak_lock = threading.Lock()
 _quiet = logging.getLogger(__name__ + ".phonemizer")
@@ -131,10 +132,11 @@ def _morphemes(text: str) -> list[TextWord]:
 
 
 def language_of(text: str, configured: str | None, fallback: str) -> str:
-    """The language a segment is phonemized in: its voice's configured one, else Japanese for
-    Japanese script, else `fallback` (the voice letter's language or the engine's `language`)."""
+    """The language a segment is phonemized in: its voice's configured one, else Japanese for text
+    with kana (or ideographs, for a voice that does not read Mandarin), else `fallback` (the voice
+    letter's language or the engine's `language`)."""
     if configured:
         return configured
-    if JAPANESE_SCRIPT.search(text):
+    if KANA.search(text) or (fallback != MANDARIN and HAN.search(text)):
         return JAPANESE
     return fallback
