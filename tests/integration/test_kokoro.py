@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +101,29 @@ def test_english_speech_comes_with_word_timings(gateway: LiveServer) -> None:
     assert audio.sample_rate == RATE and audio.rms > 0.01
     assert 0.06 * len(ENGLISH) < audio.duration_s < 0.12 * len(ENGLISH)
     check_timestamps(body["timestamps"], ENGLISH, ENGLISH.split(), audio.duration_s)
+
+
+def test_captioned_speech_streams_as_ndjson(gateway: LiveServer) -> None:
+    """`stream: true`: one line per piece of audio with the words timed before it; the pieces make the
+    whole file, the words every word once, and the last line says it is the last."""
+    body = {
+        "model": "kokoro",
+        "input": ENGLISH,
+        "voice": "jf_alpha",
+        "response_format": "pcm",
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{gateway.url}/v1/audio/speech/captioned", json=body, timeout=120) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith(
+            "application/x-ndjson"
+        )
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert (
+        lines[-1]["done"] is True and lines[-1]["engine"] == "kokoro" and not any("error" in x for x in lines)
+    )
+    audio = decode(b"".join(base64.b64decode(x["audio"]) for x in lines), "pcm")
+    assert audio.rms > 0.01
+    check_timestamps([t for x in lines for t in x["timestamps"]], ENGLISH, ENGLISH.split(), audio.duration_s)
 
 
 def test_japanese_text_is_read_as_japanese_with_word_timings(gateway: LiveServer) -> None:
