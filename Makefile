@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # torch first, pinned: any looser spec would pull a CUDA build of several GB on a CPU machine.
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q '$(TORCH)'
-	$(BIN)/pip install -q -e '.[test,orpheus]'
+	$(BIN)/pip install -q -e '.[test,orpheus,kokoro]'
 	touch $(STAMP) $(TEST_STAMP)
 
 install: $(STAMP)

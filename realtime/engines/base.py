@@ -51,8 +51,11 @@ class EngineCapabilities:
     batching: bool = False
     """Serves concurrent jobs of different sessions in shared model calls: throughput grows with load."""
     timestamps: bool = False
-    """Word timings for its audio (alignment). Reserved: the protocol carries no timings yet, so the
-    contract test refuses an engine declaring it until it does (docs/ADDING_AN_ENGINE.md)."""
+    """Times its words: for a job with `timestamps` set it yields `WordTimings` among its audio, each
+    before the audio it describes (the contract test checks them: in order, within the audio)."""
+    voice_blending: bool = False
+    """Speaks a weighted mix of its voices, named `a:0.7+b:0.3` (Kokoro-FastAPI's syntax; weights are
+    normalized, a part without one weighs 1): `EngineInfo.has_voice` accepts such names."""
     voice_cloning: bool = False
     """Speaks in a voice given by a reference recording. Reserved like `timestamps`."""
     device: str = "cpu"
@@ -88,17 +91,74 @@ class EngineInfo:
     hints: SchedulingHints = SchedulingHints()
 
     def has_voice(self, voice: str) -> bool:
+        if self.capabilities.voice_blending and is_blend(voice):
+            try:
+                return all(self.has_voice(part) for part, _ in parse_blend(voice))
+            except ValueError:
+                return False
         return any(v.id == voice for v in self.voices)
+
+    def _unknown_part(self, voice: str) -> str:
+        """The part of a blend that names no voice (the whole name if it is not a blend)."""
+        if self.capabilities.voice_blending and is_blend(voice):
+            try:
+                return next((p for p, _ in parse_blend(voice) if not self.has_voice(p)), voice)
+            except ValueError:
+                return voice
+        return voice
 
     def check(self, voice: str, speed: float = 1.0) -> None:
         """Refuse a request this engine cannot serve, with an error that names the field to fix."""
         if not self.has_voice(voice):
-            raise UnknownVoiceError(f"unknown {self.name} voice {voice!r}")
+            raise UnknownVoiceError(f"unknown {self.name} voice {self._unknown_part(voice)!r}")
         if speed != 1.0 and not self.capabilities.speed:
             raise UnsupportedSpeedError(
                 f"engine '{self.name}' cannot change speed (asked for {speed:g}); send speed 1.0 "
                 "or choose an engine that can"
             )
+
+
+def is_blend(voice: str) -> bool:
+    """Whether `voice` names a mix of voices (`a+b`, `a:0.7+b:0.3`) rather than one voice."""
+    return "+" in voice or ":" in voice
+
+
+def parse_blend(voice: str) -> list[tuple[str, float]]:
+    """`a:0.7+b:0.3` as [(a, 0.7), (b, 0.3)] with the weights normalized to sum 1 (a part without a
+    weight weighs 1); ValueError for an empty part or a weight that is not a positive number."""
+    parts: list[tuple[str, float]] = []
+    for piece in voice.split("+"):
+        name, _, weight = piece.strip().partition(":")
+        name = name.strip()
+        try:
+            value = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"voice blend {voice!r}: weight {weight!r} is not a number") from None
+        if not name or not (value > 0 and value < float("inf")):
+            raise ValueError(f"voice blend {voice!r}: each part needs a name and a positive weight")
+        parts.append((name, value))
+    total = sum(w for _, w in parts)
+    return [(name, w / total) for name, w in parts]
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """When one word of a job's text is spoken, in seconds from the start of the job's audio."""
+
+    word: str
+    start_s: float
+    end_s: float
+    char_start: int
+    """Offsets of the word in `SynthesisJob.text` (the segment as the engine got it): `text[char_start:
+    char_end] == word`. A text front end that rewrote the segment maps them back to what the client sent."""
+    char_end: int
+
+
+@dataclass(frozen=True)
+class WordTimings:
+    """An item of a timed job's stream: words of its text, before the audio that speaks them."""
+
+    words: tuple[WordTiming, ...]
 
 
 class CancelToken:
@@ -128,6 +188,9 @@ class SynthesisJob:
     session_id: str = ""
     low_latency: bool = False
     """The session asked for `latency: "low"`: engines that can trade throughput for latency do."""
+    timestamps: bool = False
+    """Ask for word timings: an engine with `capabilities.timestamps` then yields `WordTimings` items
+    among the audio; without the flag every engine yields audio only."""
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
@@ -199,9 +262,10 @@ class Engine(Protocol):
     def load(self) -> float:
         """Jobs running or waiting per worker (0: idle; 1: every worker busy)."""
 
-    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
-        """Stream float32 mono audio at `info.sample_rate` for `job`; `info.check` refuses what the
-        engine cannot do before any work starts."""
+    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray | WordTimings]:
+        """Stream float32 mono audio at `info.sample_rate` for `job` (and, only if `job.timestamps` is
+        set and the engine can, `WordTimings`); `info.check` refuses what the engine cannot do before
+        any work starts."""
 
 
 class EngineError(RuntimeError):

@@ -63,6 +63,7 @@ ENGINES: dict[str, EngineSpec] = {
     "piper": EngineSpec("realtime.engines.piper", engine="PiperEngine", settings="PiperSettings"),
     "tone": EngineSpec("realtime.engines.tone", engine="ToneEngine", settings="ToneSettings"),
     "orpheus": EngineSpec("realtime.engines.orpheus", engine="OrpheusEngine", settings="OrpheusSettings"),
+    "kokoro": EngineSpec("realtime.engines.kokoro", engine="KokoroEngine", settings="KokoroSettings"),
     "http": EngineSpec(
         "realtime.engines.http", engine="HttpEngine", settings="HttpSettings", instances="instances"
     ),

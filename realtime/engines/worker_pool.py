@@ -21,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .admission import DeadlineGate
-from .base import EngineStats, SynthesisJob
+from .base import EngineStats, SynthesisJob, WordTimings
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[np.ndarray], None]
+Emit = Callable[[np.ndarray | WordTimings], None]
 Work = Callable[[SynthesisJob, Emit], None]
-"""Blocking function: synthesize `job`, call `emit` per chunk, stop early if cancelled."""
+"""Blocking function: synthesize `job`, call `emit` per chunk (and, for a timed job, per `WordTimings`
+before the audio it describes), stop early if cancelled."""
 
 _DONE = object()
 
@@ -86,7 +87,7 @@ class WorkerPool:
         async with self.gate.slot(lambda: deadline):
             return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
 
-    async def stream(self, job: SynthesisJob, work: Work) -> AsyncIterator[np.ndarray]:
+    async def stream(self, job: SynthesisJob, work: Work) -> AsyncIterator[np.ndarray | WordTimings]:
         """Wait for a slot in deadline order, run `work` in a thread, yield its chunks.
 
         `job.deadline` is read whenever a slot frees up: its session may move it while the job waits."""
@@ -95,9 +96,10 @@ class WorkerPool:
         chunks: asyncio.Queue[object] = asyncio.Queue()
         audio_samples = 0
 
-        def emit(chunk: np.ndarray) -> None:
+        def emit(chunk: np.ndarray | WordTimings) -> None:
             nonlocal audio_samples
-            audio_samples += len(chunk)
+            if isinstance(chunk, np.ndarray):
+                audio_samples += len(chunk)
             loop.call_soon_threadsafe(chunks.put_nowait, chunk)
 
         def run() -> None:
@@ -131,7 +133,7 @@ class WorkerPool:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                assert isinstance(item, np.ndarray)
+                assert isinstance(item, np.ndarray | WordTimings)
                 yield item
         finally:
             if not future.done():

@@ -65,6 +65,8 @@ class SessionConfig:
     ssml: bool = False
     """Text is SSML (`text/ssml.py`). Other dialects map their own switch here (ElevenLabs'
     `enable_ssml_parsing`, say)."""
+    alignment: bool = True
+    """Send `alignment` events (word timings) when the engine times its words."""
 
     def describe(self) -> dict[str, Any]:
         out = self.output
@@ -82,6 +84,7 @@ class SessionConfig:
             "metrics": self.metrics,
             "normalize": self.normalize,
             "ssml": self.ssml,
+            "alignment": self.alignment,
         }  # fmt: skip
 
 
@@ -193,4 +196,8 @@ def apply_update(config: SessionConfig, patch: dict[str, Any]) -> SessionConfig:
         if not isinstance(patch["ssml"], bool):
             raise ConfigError("ssml", "must be true or false")
         new = replace(new, ssml=patch["ssml"])
+    if "alignment" in patch:
+        if not isinstance(patch["alignment"], bool):
+            raise ConfigError("alignment", "must be true or false")
+        new = replace(new, alignment=patch["alignment"])
     return new

@@ -23,16 +23,25 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..audio.resample import StreamResampler
 from ..control.settings import PlannerSettings
-from ..engines.base import Engine, SynthesisJob
+from ..engines.base import Engine, SynthesisJob, WordTiming, WordTimings
 from . import failover
 from .clock import Clock, MonotonicClock
-from .events import AudioOut, ContextDone, ContextError, ContextEvent, SegmentDone, SegmentStarted
+from .events import (
+    AudioOut,
+    ContextDone,
+    ContextError,
+    ContextEvent,
+    SegmentDone,
+    SegmentStarted,
+    SpokenWord,
+    WordsOut,
+)
 from .failover import EngineSource, stall_deadline
 from .front_end import FrontEnd, Piece
 from .phrasing import PhrasingPolicy, ends_mid_phrase, pause_after
@@ -78,6 +87,10 @@ class _Job:
     """Samples of SSML break silence at the start of its audio (not engine audio: the planner's audio
     model leaves them out)."""
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    origin: int | None = None
+    """Where the job's first sample lies in the context's audio, once it is known (its first audio)."""
+    words: list[WordTiming] = field(default_factory=list)
+    """Timed words the engine sent that wait for the job's `origin`."""
     samples: int = 0
     queued_samples: int = 0
     task: asyncio.Task[None] | None = None
@@ -166,6 +179,8 @@ class SpeechContext:
         self.stats = ContextStats(created_at=self.clock.now())
         self._jobs: deque[_Job] = deque()
         self._next_segment_id = 0
+        self._words_end_ms = 0.0
+        """Where the last timed word ended in the context's audio (`_words_out`)."""
         self._pause_after_last_s = 0.0
         """How long the pause after the last segment cut may stretch: the next one goes after it."""
         self._last_cut_mid_phrase = False
@@ -389,7 +404,7 @@ class SpeechContext:
     def _synthesis_job(self, text: str, deadline: float = 0.0, *, speed: float) -> SynthesisJob:
         return SynthesisJob(
             text, self.voice, speed, deadline=deadline, session_id=self.session_id,
-            low_latency=self.low_latency,
+            low_latency=self.low_latency, timestamps=self.engine.info.capabilities.timestamps,
         )  # fmt: skip
 
     def _speed(self, rate: float) -> float:
@@ -423,6 +438,9 @@ class SpeechContext:
             async for chunk in engine.synthesize(job.job):
                 if job.attempt != attempt:
                     return  # superseded (a stall moved it) as this chunk came: it runs elsewhere now
+                if isinstance(chunk, WordTimings):
+                    job.queue.put_nowait(chunk)
+                    continue
                 self._add_audio(job, resampler.process(chunk) if resampler is not None else chunk)
             if resampler is not None:
                 self._add_audio(job, resampler.flush())
@@ -512,6 +530,7 @@ class SpeechContext:
         job.engine, job.engine_name, job.degraded = self.engine, self.engine_name, True
         job.queue = asyncio.Queue()
         job.samples = job.queued_samples = 0
+        job.origin, job.words = None, []  # timed again from the new attempt's audio
         if job.emitted:
             job.queue.put_nowait(_RESTART)
         self._launch(job)
@@ -574,6 +593,28 @@ class SpeechContext:
         else:
             self.playout.on_send(now, samples.size / self.sample_rate)
         return AudioOut(samples)
+
+    def _words_out(self, job: _Job, words: list[WordTiming]) -> tuple[SpokenWord, ...]:
+        """Words as the engine timed them (seconds into its audio, offsets into the text it was given)
+        placed in the context's audio and mapped back to the segment's text as the client sent it:
+        the one place that maps an engine's words back. Spoken words of one original token ("five",
+        "dollars" of "$5") become that one word, from the first's start to the last's end."""
+        assert job.origin is not None
+        # The engine's audio starts after any SSML break silence the job begins with.
+        origin_ms = (job.origin + job.silence) * 1000.0 / self.sample_rate
+        original, spoken = job.piece.original, job.piece.spoken
+        out: list[SpokenWord] = []
+        for word in words:
+            lo, hi = spoken.to_original(word.char_start, word.char_end)
+            # A seam overlaps two segments by the crossfade: a segment's first word starts no earlier
+            # than the last one before it ended, so words stay in order.
+            start = max(origin_ms + word.start_s * 1000.0, self._words_end_ms)
+            self._words_end_ms = max(origin_ms + word.end_s * 1000.0, start)
+            if out and (out[-1].char_start, out[-1].char_end) == (lo, hi):
+                out[-1] = replace(out[-1], end_ms=self._words_end_ms)
+                continue
+            out.append(SpokenWord(original[lo:hi] or word.word, start, self._words_end_ms, lo, hi))
+        return tuple(out)
 
     def _pause_wait_s(self, job: _Job) -> float | None:
         """While `job` has no audio yet and the pause before it may stretch: 0 when the listener is
@@ -664,7 +705,9 @@ class SpeechContext:
                     woken.cancel()
                 continue
             item = job.queue.get_nowait()
-            if item is _RESTART:  # the segment starts over on a fallback: fade out what is held of it
+            if isinstance(item, WordTimings):
+                job.words.extend(item.words)  # placed when its audio comes: a pause may go first
+            elif item is _RESTART:  # the segment starts over on a fallback: fade out what is held of it
                 tail = self.stitcher.fade_out()
                 if tail.size:
                     yield self._emit(tail)
@@ -684,6 +727,11 @@ class SpeechContext:
                 job.queued_samples -= item.size
                 job.emitted += item.size
                 self._wake_producer.set()
+                if job.origin is None:
+                    job.origin = self.stitcher.next_sample_at(self.stats.audio_samples)
+                if job.words:
+                    words, job.words = job.words, []
+                    yield WordsOut(job.segment_id, self._words_out(job, words))
                 out = self.stitcher.push(item)
                 if out.size:
                     yield self._emit(out)

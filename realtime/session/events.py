@@ -28,6 +28,26 @@ class AudioOut:
 
 
 @dataclass(frozen=True)
+class SpokenWord:
+    """When a word is heard, in ms from the start of the context's audio (pauses and seams included)."""
+
+    word: str
+    start_ms: float
+    end_ms: float
+    char_start: int
+    """Offsets of the word in its segment's text (`SegmentStarted.text`)."""
+    char_end: int
+
+
+@dataclass(frozen=True)
+class WordsOut:
+    """Words of a segment, from an engine that times them, before the audio that speaks them."""
+
+    segment_id: int
+    words: tuple[SpokenWord, ...]
+
+
+@dataclass(frozen=True)
 class SegmentDone:
     segment_id: int
     audio_ms: float
@@ -45,4 +65,4 @@ class ContextDone:
     cancelled: bool = False
 
 
-ContextEvent = SegmentStarted | AudioOut | SegmentDone | ContextError | ContextDone
+ContextEvent = SegmentStarted | AudioOut | WordsOut | SegmentDone | ContextError | ContextDone

@@ -81,6 +81,7 @@ class RealtimeSession:
         self._speaker = Speaker(
             self.contexts, self.outbox, self.playout, self.clock, limits=self.limits,
             start_hold_s=deps.start_hold_s, emit=self.emit, metrics_wanted=lambda: self.config.metrics,
+            alignment_wanted=lambda: self.config.alignment,
             session_id=self.id, metrics=metrics,
         )  # fmt: skip
         self._writer = Writer(

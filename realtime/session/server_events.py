@@ -8,8 +8,10 @@ plain dicts because they go straight to JSON or msgpack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
+
+from .events import SpokenWord
 
 ServerEvent = dict[str, Any]
 
@@ -50,6 +52,20 @@ def segment_started(context_id: str, segment_id: int, text: str, *, degraded: bo
 def segment_done(context_id: str, segment_id: int, audio_ms: float) -> ServerEvent:
     return {"type": "segment.done", "context_id": context_id, "segment_id": segment_id,
             "audio_ms": round(audio_ms, 1)}  # fmt: skip
+
+
+def alignment(context_id: str, segment_id: int, words: Iterable[SpokenWord]) -> ServerEvent:
+    """When words are heard, in ms from the start of the context's audio (what the client has been
+    sent of it, seams and pauses included); `char_start`/`char_end` index the segment's text as
+    `segment.started` gave it. Sent before the audio that speaks them."""
+    return {
+        "type": "alignment", "context_id": context_id, "segment_id": segment_id,
+        "words": [
+            {"word": w.word, "start_ms": round(w.start_ms, 1), "end_ms": round(w.end_ms, 1),
+             "char_start": w.char_start, "char_end": w.char_end}
+            for w in words
+        ],
+    }  # fmt: skip
 
 
 def context_done(context_id: str, audio_ms: float) -> ServerEvent:

@@ -27,7 +27,7 @@ from . import server_events as events
 from .clock import Clock
 from .contexts import ContextSlot, ContextTable
 from .deps import SessionMetrics
-from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted
+from .events import AudioOut, ContextDone, ContextError, SegmentDone, SegmentStarted, WordsOut
 from .limits import SessionLimits
 from .outbox import AudioFrame, Outbox, full_frame
 from .playout import PlayoutClock
@@ -45,7 +45,7 @@ class Speaker:
         self, contexts: ContextTable, outbox: Outbox, playout: PlayoutClock, clock: Clock, *,
         limits: SessionLimits, start_hold_s: float, emit: Callable[[dict[str, Any]], None],
         metrics_wanted: Callable[[], bool], session_id: str,
-        metrics: SessionMetrics,
+        metrics: SessionMetrics, alignment_wanted: Callable[[], bool] = lambda: True,
     ) -> None:  # fmt: skip
         self.contexts = contexts
         self.outbox = outbox
@@ -55,6 +55,7 @@ class Speaker:
         self.start_hold_s = start_hold_s
         self.emit = emit
         self._metrics_wanted = metrics_wanted
+        self._alignment_wanted = alignment_wanted
         self.metrics = metrics
         self.session_id = session_id
 
@@ -142,6 +143,8 @@ class Speaker:
             out = events.segment_started(slot.id, event.segment_id, event.text, degraded=event.degraded)
         elif isinstance(event, SegmentDone):
             out = events.segment_done(slot.id, event.segment_id, event.audio_ms)
+        elif isinstance(event, WordsOut) and self._alignment_wanted():
+            out = events.alignment(slot.id, event.segment_id, event.words)
         elif isinstance(event, ContextError):
             out = events.error(event.code, event.message, slot.id)
         elif isinstance(event, ContextDone):

@@ -41,6 +41,11 @@ class Stitcher:
         overlap = self._tail[self._tail.size - k :] * fade_out + head[:k] * fade_in
         return np.concatenate([self._tail[: self._tail.size - k], overlap, head[k:]])
 
+    def next_sample_at(self, emitted: int) -> int:
+        """Where the next sample pushed lands in the output, `emitted` samples having gone out: after
+        the held tail, or, at a seam, over its start (the tail and the new segment overlap)."""
+        return emitted + (self._head.size if self._joining else self._tail.size)
+
     def start_segment(self) -> None:
         self._joining = self._tail.size > 0
 

@@ -44,13 +44,12 @@ def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-async def speech(request: Request) -> Response:
-    started = time.monotonic()
+def open_speech(
+    request: Request, req: SpeechRequest, *, timed: bool = False
+) -> tuple[SpeechContext, ExitStack]:
+    """A speech context for `req` and the session slot it holds (close it when done); the request's
+    errors answered as OpenAI does. `timed`: the engine must time words (the captioned route)."""
     gw = _gateway(request)
-    req = parse_speech_request(
-        await read_json_object(request, timeout_s=gw.settings.body_timeout_s),
-        max_input_chars=gw.settings.max_input_chars,
-    )
     try:
         selection = gw.voices.resolve(req.model, req.voice)
     except UnknownModel as exc:
@@ -62,6 +61,11 @@ async def speech(request: Request) -> Response:
         engine.info.check(selection.voice, req.speed)
     except UnsupportedRequest as exc:
         raise ApiError(400, str(exc), param=exc.param, code=f"unsupported_{exc.param}") from None
+    if timed and not engine.info.capabilities.timestamps:
+        raise ApiError(
+            400, f"engine '{selection.engine_name}' cannot time words; choose one that can (kokoro)",
+            param="model", code="unsupported_timestamps",
+        )  # fmt: skip
     slot = ExitStack()
     try:
         slot.enter_context(gw.limiter.acquire(extract_key(request.headers, request.query_params)))
@@ -83,7 +87,23 @@ async def speech(request: Request) -> Response:
     except EngineUnavailable as exc:
         slot.close()
         raise ApiError(503, str(exc), code="engine_not_ready") from None
-    rate = req.sample_rate or (8000 if req.response_format in EXTRA_FORMATS else gw.settings.rest_sample_rate)
+    return context, slot
+
+
+def output_rate(gw: Gateway, req: SpeechRequest) -> int:
+    return req.sample_rate or (8000 if req.response_format in EXTRA_FORMATS else gw.settings.rest_sample_rate)
+
+
+async def speech(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gateway(request)
+    req = parse_speech_request(
+        await read_json_object(request, timeout_s=gw.settings.body_timeout_s),
+        max_input_chars=gw.settings.max_input_chars,
+    )
+    context, slot = open_speech(request, req)
+    session_id = context.session_id
+    rate = output_rate(gw, req)
     output = AudioOutput(req.response_format, context.sample_rate, rate)
     context.append(req.input)
     context.done()

@@ -26,6 +26,7 @@ from realtime.engines.base import (
     SynthesisJob,
     UnknownVoiceError,
     UnsupportedSpeedError,
+    WordTimings,
 )
 from realtime.engines.registry import ENGINES, build_engine
 
@@ -68,6 +69,8 @@ CONTRACT_SETTINGS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "piper": lambda _folder: {"workers": 2, "arena_trim_idle_s": 0},  # no trim taking a slot mid-test
     "orpheus": orpheus_settings,
     "http": http_settings,
+    # Two workers of one thread: the admission test needs a second slot to block.
+    "kokoro": lambda _folder: {"workers": 2, "threads_per_worker": 1, "arena_trim_idle_s": 0},
 }
 """Per engine, its settings section for these tests (files it needs go in `folder`); default: {}."""
 
@@ -99,7 +102,7 @@ def engine(
     run(loop, engine.stop())
 
 
-async def collect(engine: Engine, job: SynthesisJob) -> list[np.ndarray]:
+async def collect(engine: Engine, job: SynthesisJob) -> list[Any]:
     return [chunk async for chunk in engine.synthesize(job)]
 
 
@@ -137,10 +140,36 @@ def test_info_is_well_formed(engine: Engine) -> None:
 
 
 def test_reserved_capabilities_wait_for_the_protocol(engine: Engine) -> None:
-    """Timings and cloning have no way through `SynthesisJob` and the audio stream yet: an engine that
-    declares them must extend the protocol, and this test, first (docs/ADDING_AN_ENGINE.md)."""
-    caps = engine.info.capabilities
-    assert not caps.timestamps and not caps.voice_cloning
+    """Cloning has no way through `SynthesisJob` and the audio stream yet: an engine that declares it
+    must extend the protocol, and this test, first (docs/ADDING_AN_ENGINE.md)."""
+    assert not engine.info.capabilities.voice_cloning
+
+
+def test_word_timings_are_declared_or_absent(engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+    """Asked for timings, an engine that declares them times every spoken word of the text, in order,
+    within its audio, each before the audio that speaks it ends; any other yields audio only."""
+    items = run(loop, collect(engine, job(engine, TWO_SENTENCES, timestamps=True)))
+    audio_before: list[int] = []
+    samples = 0
+    for item in items:
+        if isinstance(item, np.ndarray):
+            samples += item.size
+        else:
+            audio_before.append(samples)
+    timings = [i for i in items if isinstance(i, WordTimings)]
+    if not engine.info.capabilities.timestamps:
+        assert not timings, "an engine that does not declare timestamps invented some"
+        return
+    words = [w for t in timings for w in t.words]
+    assert [w.word for w in words] == TWO_SENTENCES.split()
+    duration = samples / engine.info.sample_rate
+    previous_end = 0.0
+    for w in words:
+        assert TWO_SENTENCES[w.char_start : w.char_end] == w.word
+        assert previous_end - 1e-6 <= w.start_s <= w.end_s <= duration + 1e-6, (w, previous_end, duration)
+        previous_end = w.end_s
+    assert words[-1].end_s > duration - 0.1, "the last word ends where the audio does"
+    assert audio_before[0] == 0, "timings come before the audio they describe"
 
 
 # -- audio ---------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_the_upstreams_voices_and_the_instances_are_served(gateway: LiveServer) 
     assert info["engines"] == ["http", "faulty"] and info["default_engine"] == "http"
     assert info["capabilities"]["faulty"] == {
         "streaming": "chunk", "speed": True, "batching": False, "timestamps": False,
-        "voice_cloning": False, "device": "remote",
+        "voice_blending": False, "voice_cloning": False, "device": "remote", "text_front_end": "markup",
     }  # fmt: skip
 
 

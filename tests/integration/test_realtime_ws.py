@@ -1220,3 +1220,32 @@ def test_two_sessions_are_isolated(tone: LiveServer) -> None:
             assert done["audio_ms"] > 2000
 
     run(scenario())
+
+
+@pytest.fixture(scope="module")
+def timed_tone() -> Iterator[LiveServer]:
+    """The tone engine timing its words (exactly: 60 ms a character)."""
+    with LiveServer(engines=["tone"], tone={"timestamps": True}) as live:
+        yield live
+
+
+def test_alignment_events_time_every_word_and_can_be_turned_off(timed_tone: LiveServer) -> None:
+    text = "Hello there, my friend. How are you today?"
+
+    async def scenario() -> None:
+        async with session(timed_tone) as client:
+            assert client.created["alignment"] is True
+            done = await client.speak(text)
+            words = [w for e in client.events("alignment") for w in e["words"]]
+            assert [w["word"] for w in words] == text.split()
+            # The first word starts the audio; the last, its punctuation included, ends it.
+            assert words[0]["start_ms"] == 0.0 and words[-1]["end_ms"] == pytest.approx(
+                done["audio_ms"], abs=0.1
+            )
+            assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(words, words[1:], strict=False))
+            await client.update(alignment=False)
+            await client.speak("No timings now.")
+            # Nothing more came for the second context.
+            assert [w["word"] for e in client.events("alignment") for w in e["words"]] == text.split()
+
+    run(scenario())

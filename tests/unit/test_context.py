@@ -14,7 +14,7 @@ from realtime.engines.tone.engine import ToneEngine
 from realtime.engines.tone.settings import ToneSettings
 from realtime.session.clock import FakeClock
 from realtime.session.context import SpeechContext
-from realtime.session.events import AudioOut, ContextDone, SegmentDone, SegmentStarted
+from realtime.session.events import AudioOut, ContextDone, SegmentDone, SegmentStarted, WordsOut
 
 RATE = 24000
 
@@ -371,5 +371,50 @@ def test_mid_phrase_cuts_are_counted_unless_the_segment_ends_the_context() -> No
         await engine.stop()
         assert started == ["with that. And more"] or started == ["with that.", "And more"]
         assert ctx.stats.mid_phrase_cuts == 1  # "I can help" only: "And more" ends the context
+
+    asyncio.run(main())
+
+
+def test_word_timings_are_placed_in_the_contexts_audio_across_seams() -> None:
+    """An engine that times words (the tone engine, exactly): each `WordsOut` comes before the audio of
+    its words, offsets index its segment's text, and times land on the words' own tones in the
+    stitched audio, seams (which overlap `fade` samples) included."""
+
+    async def main() -> None:
+        engine = ToneEngine(
+            ToneSettings(sample_rate=RATE, speed=200.0, latency_ms=0.0, chunk_ms=50.0, timestamps=True)
+        )
+        ctx = SpeechContext(engine, voice="mid", planner=PlannerSettings(idle_flush_ms=100.0))
+        await engine.start()
+        text = "First clause here, then a sentence. And another one follows it! Last words"
+        ctx.append(text)
+        ctx.done()
+        events = await collect(ctx)
+        await engine.stop()
+        started = {e.segment_id: e.text for e in events if isinstance(e, SegmentStarted)}
+        assert len(started) >= 2
+        words = [(e.segment_id, w) for e in events if isinstance(e, WordsOut) for w in e.words]
+        assert [w.word for _, w in words] == text.split()
+        for segment, w in words:
+            assert started[segment][w.char_start : w.char_end] == w.word
+        audio = np.concatenate([e.samples for e in events if isinstance(e, AudioOut)])
+        ms_per_sample = 1000.0 / RATE
+        previous = 0.0
+        for _, w in words:
+            assert previous <= w.start_ms < w.end_ms
+            previous = w.end_ms
+            inside = round((w.start_ms + 2.0) / ms_per_sample)  # a tone sounds just after the start
+            assert np.abs(audio[inside : inside + 24]).max() > 0.05, w
+            before = round((w.start_ms - 2.0) / ms_per_sample)  # a space (silence) just before it
+            if w.char_start > 0:  # (a segment's first word follows the last one's punctuation)
+                assert np.abs(audio[before - 24 : before]).max() < 0.05, w
+        assert words[-1][1].end_ms == pytest.approx(audio.size * ms_per_sample, abs=0.1)
+        # Each word's timings come before the audio that speaks it.
+        sent = 0
+        for e in events:
+            if isinstance(e, AudioOut):
+                sent += e.samples.size
+            elif isinstance(e, WordsOut):
+                assert e.words[0].start_ms >= sent * ms_per_sample - 6.0  # a seam's held 5 ms at most
 
     asyncio.run(main())

@@ -75,7 +75,7 @@ def test_loading_settings_imports_no_engine() -> None:
 
 
 def test_an_unknown_engine_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown engine 'nope'; known: http, orpheus, piper, tone"):
+    with pytest.raises(ValueError, match="unknown engine 'nope'; known: http, kokoro, orpheus, piper, tone"):
         build_engine("nope", load_settings())
 
 

@@ -117,35 +117,37 @@ def test_settings_take_one_url_or_several_and_refuse_bad_names() -> None:
 def test_instances_are_engines_under_their_own_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
-        'engines = ["kokoro", "http"]\n[http]\nurls = ["http://gw:8000/v1"]\n'
-        '[http.instances.kokoro]\nurls = ["http://gpu1:8880/v1", "http://gpu2:8880/v1"]\nmodel = "kokoro"\n'
+        'engines = ["kokoro-remote", "http"]\n[http]\nurls = ["http://gw:8000/v1"]\n'
+        '[http.instances.kokoro-remote]\nurls = ["http://gpu1:8880/v1", "http://gpu2:8880/v1"]\nmodel = "kokoro"\n'
         'voices = ["af_heart"]\n'
     )
     monkeypatch.setenv("REALTIME_CONFIG", str(config))
     monkeypatch.setenv("REALTIME_HTTP__INSTANCES__XTTS__URLS", '["http://xtts:8020/v1"]')
     settings = load_settings()
-    assert sorted(instances(settings)) == ["kokoro", "xtts"]
-    kokoro = build_engine("kokoro", settings)
-    assert isinstance(kokoro, HttpEngine) and kokoro.info.name == "kokoro"
+    assert sorted(instances(settings)) == ["kokoro-remote", "xtts"]
+    kokoro = build_engine("kokoro-remote", settings)
+    assert isinstance(kokoro, HttpEngine) and kokoro.info.name == "kokoro-remote"
     assert [u.url for u in kokoro.upstreams] == ["http://gpu1:8880/v1", "http://gpu2:8880/v1"]
     assert kokoro.info.default_voice == "af_heart" and kokoro.info.capabilities.device == "remote"
-    assert kokoro.gate.slots == 2 * settings.http.instances["kokoro"].max_concurrency
+    assert kokoro.gate.slots == 2 * settings.http.instances["kokoro-remote"].max_concurrency
     assert build_engine("http", settings).info.name == "http"
     with pytest.raises(
-        ValueError, match="unknown engine 'nope'; known: http, kokoro, orpheus, piper, tone, xtts"
+        ValueError,
+        match="unknown engine 'nope'; known: http, kokoro, kokoro-remote, orpheus, piper, tone, xtts",
     ):
         build_engine("nope", settings)
 
 
 def test_an_instance_may_not_take_an_engines_name() -> None:
-    settings = load_settings(http={"instances": {"piper": {"urls": ["http://x/v1"]}}})
-    with pytest.raises(ValueError, match="engine name 'piper' in http.instances is already taken"):
-        build_engine("piper", settings)
+    for name in ("piper", "kokoro"):  # `kokoro` is the embedded engine: a remote Kokoro needs another name
+        settings = load_settings(http={"instances": {name: {"urls": ["http://x/v1"]}}})
+        with pytest.raises(ValueError, match=f"engine name '{name}' in http.instances is already taken"):
+            build_engine(name, settings)
 
 
 def test_an_engine_without_url_says_where_to_set_one() -> None:
-    with pytest.raises(Exception, match=r"http\.instances\.kokoro\.urls"):
-        build_engine("kokoro", load_settings(http={"instances": {"kokoro": {}}}))
+    with pytest.raises(Exception, match=r"http\.instances\.kokoro-remote\.urls"):
+        build_engine("kokoro-remote", load_settings(http={"instances": {"kokoro-remote": {}}}))
 
 
 def test_the_request_body_is_openai_shaped() -> None:
@@ -163,11 +165,12 @@ def test_the_registry_manages_instances_under_their_names() -> None:
     """Loaded at start, reloaded with new settings, or added by `PUT /v1/engines/{name}`: an
     instance keeps its own name (its model id, metrics label and error messages)."""
     settings = load_settings(
-        engines=["piper", "kokoro"], http={"instances": {"kokoro": {"urls": ["http://gpu1:8880/v1"]}}}
+        engines=["piper", "kokoro-remote"],
+        http={"instances": {"kokoro-remote": {"urls": ["http://gpu1:8880/v1"]}}},
     )
     registry = EngineRegistry.from_settings(settings)
-    entry = registry.entry("kokoro")
-    assert entry is not None and entry.kind == "http" and entry.engine.info.name == "kokoro"
+    entry = registry.entry("kokoro-remote")
+    assert entry is not None and entry.kind == "http" and entry.engine.info.name == "kokoro-remote"
     config = HttpSettings(urls=["http://gpu2:8880/v1"])
     added = registry.configure("xtts", "http", config)
     assert added.kind == "http" and added.engine.info.name == "xtts"

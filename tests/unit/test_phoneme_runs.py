@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.engines.piper.phoneme_runs import split_phonemes
+from realtime.engines.phoneme_runs import split_phonemes
 
 
 def phonemes(text: str) -> list[str]:

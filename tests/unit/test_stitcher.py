@@ -65,3 +65,15 @@ def test_fade_out_on_cancel_is_short_and_ends_silent() -> None:
     assert 0 < tail.size <= RATE * 10 // 1000
     assert abs(tail[-1]) < 0.05 and tail[0] > 0.7
     assert s.finish().size == 0  # nothing held after a cancel
+
+
+def test_next_sample_at_says_where_a_segment_starts_in_the_output() -> None:
+    """After the held tail mid-segment; over its start at a seam (they overlap by the fade)."""
+    st = Stitcher(1000, crossfade_ms=10.0)  # fade: 10 samples
+    out = st.push(np.ones(50, dtype=np.float32))
+    assert out.size == 40 and st.next_sample_at(out.size) == 50
+    st.end_segment()
+    st.start_segment()
+    assert st.next_sample_at(out.size) == 40, "the next segment's first sample overlaps the held tail"
+    first = st.push(np.full(4, 2.0, dtype=np.float32))
+    assert first.size == 0 and st.next_sample_at(out.size) == 44

@@ -1,7 +1,7 @@
 """The `http` engine's settings (`[http]`, `REALTIME_HTTP__*`); pydantic only.
 
 `[http]` configures the engine named `http`; `[http.instances.NAME]` configures more engines of the
-same kind under names of the user's choosing (`kokoro`, `xtts`), each with its own upstream(s). Each
+same kind under names of the user's choosing (`kokoro-remote`, `xtts`), each with its own upstream(s). Each
 name is listed in `engines` like any other engine and sent by clients as `model`.
 """
 
@@ -85,7 +85,7 @@ class HttpSettings(HttpUpstreamSettings):
     """The `http` engine's own upstream, and more engines of its kind under other names."""
 
     instances: dict[str, HttpUpstreamSettings] = {}
-    """More `http` engines, by name: `[http.instances.kokoro]` is the engine `kokoro`."""
+    """More `http` engines, by name: `[http.instances.kokoro-remote]` is the engine `kokoro-remote`."""
 
     @field_validator("instances")
     @classmethod

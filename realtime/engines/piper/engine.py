@@ -31,8 +31,8 @@ from ..base import (
     Voice,
 )
 from ..onnx_arena import IdleTrimmer, ShrinkableSession
+from ..phoneme_runs import split_phonemes
 from ..worker_pool import Emit, WorkerPool
-from .phoneme_runs import split_phonemes
 from .settings import PiperSettings
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,22 @@ a job of A seconds of audio takes `latency_ms + A / speed` seconds.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..base import EngineCapabilities, EngineInfo, EngineStats, SchedulingHints, SynthesisJob, Voice
+from ..base import (
+    EngineCapabilities,
+    EngineInfo,
+    EngineStats,
+    SchedulingHints,
+    SynthesisJob,
+    Voice,
+    WordTiming,
+    WordTimings,
+)
 from ..worker_pool import Emit, WorkerPool
 from .settings import ToneSettings
 
@@ -38,6 +48,17 @@ def tone_samples(text: str, voice: str, sample_rate: int, ms_per_char: float) ->
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
+def tone_words(text: str, sample_rate: int, ms_per_char: float) -> tuple[WordTiming, ...]:
+    """The exact timings of `text`'s words (runs of non-space characters with a letter or digit) in
+    the tone engine's audio: each character lasts `ms_per_char`, rounded to whole samples."""
+    per_char_s = int(round(sample_rate * ms_per_char / 1000.0)) / sample_rate
+    return tuple(
+        WordTiming(m.group(), m.start() * per_char_s, m.end() * per_char_s, m.start(), m.end())
+        for m in re.finditer(r"\S+", text)
+        if re.search(r"\w", m.group())
+    )
+
+
 class ToneEngine:
     """Synthetic speech with a configurable speed and first-chunk latency."""
 
@@ -50,7 +71,10 @@ class ToneEngine:
             voices=VOICES,
             default_voice="mid",
             capabilities=EngineCapabilities(
-                streaming="chunk", speed=True, text_front_end=config.text_front_end
+                streaming="chunk",
+                speed=True,
+                timestamps=config.timestamps,
+                text_front_end=config.text_front_end,
             ),
             hints=SchedulingHints(nominal_speed=config.speed, audio_per_char_s=config.ms_per_char / 1000.0),
         )
@@ -81,6 +105,8 @@ class ToneEngine:
         cfg = self.config
         audio = tone_samples(job.text, job.voice, cfg.sample_rate, cfg.ms_per_char / job.speed)
         time.sleep(cfg.latency_ms / 1000.0)
+        if job.timestamps and cfg.timestamps:
+            emit(WordTimings(tone_words(job.text, cfg.sample_rate, cfg.ms_per_char / job.speed)))
         step = max(1, int(cfg.sample_rate * cfg.chunk_ms / 1000.0))
         for start in range(0, len(audio), step):
             if job.cancel.cancelled:
@@ -89,6 +115,6 @@ class ToneEngine:
             time.sleep(len(chunk) / cfg.sample_rate / cfg.speed)
             emit(chunk)
 
-    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+    def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray | WordTimings]:
         self.info.check(job.voice, job.speed)
         return self._pool.stream(job, self._work)

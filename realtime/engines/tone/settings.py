@@ -21,3 +21,5 @@ class ToneSettings(BaseModel):
     text_front_end: Literal["full", "markup", "off"] = "off"
     """What the text front end does for it (`EngineCapabilities.text_front_end`): off by default, so a
     test's audio length is its text's; `full` lets a test see what an engine reading raw text gets."""
+    timestamps: bool = False
+    """Time words (exactly: each character is `ms_per_char`), to test word timings without a model."""
