@@ -70,7 +70,14 @@ CONTRACT_SETTINGS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "orpheus": orpheus_settings,
     "http": http_settings,
     # Two workers of one thread: the admission test needs a second slot to block.
-    "kokoro": lambda _folder: {"workers": 2, "threads_per_worker": 1, "arena_trim_idle_s": 0},
+    # Model calls of at most 64 phonemes: the gateway's segments are that short, and the long texts
+    # here would otherwise make one 510-phoneme call (~10 s on 2 cores) every cancel's latency.
+    "kokoro": lambda _folder: {
+        "workers": 2,
+        "threads_per_worker": 1,
+        "arena_trim_idle_s": 0,
+        "max_phonemes_per_call": 64,
+    },  # fmt: skip
 }
 """Per engine, its settings section for these tests (files it needs go in `folder`); default: {}."""
 

@@ -249,12 +249,13 @@ def test_speed_changes_the_timings_too(loop: asyncio.AbstractEventLoop, engine: 
     assert audio_of(fast).size < 0.8 * audio_of(normal).size and ends[1] < 0.8 * ends[0]
 
 
-def test_cancel_stops_a_long_job_between_model_calls(
-    loop: asyncio.AbstractEventLoop, engine: KokoroEngine
-) -> None:
-    """A segment over the model's 510 phonemes is several calls (this one five or more); a cancel after
-    the first ends it (the call already running when it lands may still come)."""
-    long = "A long story that goes on and on, with many words in it; " * 30
+def test_cancel_stops_a_long_job_between_model_calls(loop: asyncio.AbstractEventLoop) -> None:
+    """A segment over the longest call (`max_phonemes_per_call`, 510 by default; 64 here to keep the
+    test short) is several calls (this one five or more); a cancel after the first ends it (the call
+    already running when it lands may still come)."""
+    engine = KokoroEngine(KokoroSettings(**{**KOKORO, "max_phonemes_per_call": 64}))
+    loop.run_until_complete(engine.start())
+    long = "A long story that goes on and on, with many words in it; " * 6
     job = SynthesisJob(long, "jf_alpha")
     cancelled = engine.stats.jobs_cancelled
 
@@ -265,5 +266,8 @@ def test_cancel_stops_a_long_job_between_model_calls(
             job.cancel.cancel()
         return chunks
 
-    chunks = loop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    try:
+        chunks = loop.run_until_complete(asyncio.wait_for(scenario(), 60))
+    finally:
+        loop.run_until_complete(engine.stop())
     assert chunks <= 2 and engine.stats.jobs_cancelled == cancelled + 1
