@@ -2,7 +2,7 @@
 voice, interleaved; its RTF; and how many realtime sessions it carries without an underrun.
 
     python -m loadtest.bench_kokoro [--trials 5] [--levels 1,2,3] [--duration 20] [--layouts]
-                                    [--json out.json]
+                                    [--json out.json] [--only-ttfa] [--checkout DIR]
 
 0. `--layouts`: the engine in-process with 1 worker x 2 ONNX Runtime threads and 2 workers x 1
    thread, both loaded and measured in turns: a first segment alone (its latency) and 4 paragraphs
@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,26 +110,31 @@ async def rest_ttfb(url: str, text: str) -> float:
     return float("nan")
 
 
-async def gateway_ttfa(ws_url: str, text: str) -> tuple[float, str]:
-    """(seconds from sending the text to the first audio frame, the first segment's text)."""
+async def gateway_ttfa(ws_url: str, text: str) -> tuple[float, str, float]:
+    """(seconds from sending the text to the first audio frame, the first segment's text, the latest
+    frame's lateness in ms: how far behind a listener who starts playing at the first frame it came,
+    0 when every frame was in time; pcm16 at 24 kHz, the session's default output)."""
     async with connect(f"{ws_url}/v1/realtime?engine=kokoro&voice={VOICE}") as ws:
         while json.loads(await ws.recv()).get("type") != "session.created":
             pass
         began = time.perf_counter()
         await ws.send(json.dumps({"type": "text.append", "text": text}))
         await ws.send(json.dumps({"type": "text.done"}))
-        first, segment = None, ""
+        first, segment, played_s, late_s = None, "", 0.0, 0.0
         while True:
             message = await ws.recv()
             if isinstance(message, bytes):
-                first = first if first is not None else time.perf_counter() - began
+                now = time.perf_counter() - began
+                first = first if first is not None else now
+                late_s = max(late_s, now - (first + played_s))
+                played_s += len(message) / 2 / 24000
                 continue
             event = json.loads(message)
             if event["type"] == "segment.started" and not segment:
                 segment = event["text"]
             if event["type"] in ("context.done", "error"):
                 break
-        return float(first or float("nan")), segment
+        return float(first or float("nan")), segment, late_s * 1000
 
 
 def main() -> None:
@@ -138,6 +144,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--layouts", action="store_true")
     parser.add_argument("--json")
+    parser.add_argument("--checkout", type=Path, help="serve an earlier build's gateway (a git worktree)")
+    parser.add_argument("--only-ttfa", action="store_true", help="stop after the time to first audio")
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
@@ -156,13 +164,14 @@ def main() -> None:
     direct = engine()
     loop.run_until_complete(direct.start())
     env = {"REALTIME_ENGINES": '["kokoro"]'}
-    with ServerProcess(env=env) as server:
+    with ServerProcess(env=env, checkout=args.checkout) as server:
         ws = server.url.replace("http", "ws", 1)
         run_client(gateway_ttfa(ws, "Warm up."))
-        gateway, rest, ours, theirs, segments = [], [], [], [], []
+        gateway, rest, ours, theirs, segments, late = [], [], [], [], [], []
         for _ in range(args.trials):
-            ttfa, segment = run_client(gateway_ttfa(ws, TEXT_120))
+            ttfa, segment, late_ms = run_client(gateway_ttfa(ws, TEXT_120))
             gateway.append(ttfa)
+            late.append(late_ms)
             segments.append(segment)
             rest.append(run_client(rest_ttfb(server.url, TEXT_120)))
             ours.append(loop.run_until_complete(first_chunk_s(direct, segment))[0])
@@ -173,11 +182,15 @@ def main() -> None:
         results["ttfa"] = {
             "input_chars": len(TEXT_120), "first_segments": sorted(set(segments)),
             "realtime_p50_s": percentile(gateway, 50), "realtime_max_s": max(gateway),
+            "realtime_late_ms": [round(x) for x in late],
             "rest_p50_s": percentile(rest, 50), "rest_max_s": max(rest),
             "engine_in_process_p50_s": percentile(ours, 50), "kokoro_onnx_p50_s": percentile(theirs, 50),
             "overhead_p50_ms": percentile(overhead, 50) * 1000, "trials": args.trials,
         }  # fmt: skip
         print("TTFA", results["ttfa"])
+        if args.only_ttfa:
+            loop.run_until_complete(direct.stop())
+            return
         import httpx
 
         rest, lib = [], []

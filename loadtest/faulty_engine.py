@@ -66,6 +66,10 @@ class FaultyEngine:
     def load(self) -> float:
         return self._tone.load
 
+    @property
+    def capacity(self) -> int:
+        return self._tone.capacity
+
     async def start(self) -> None:
         await self._tone.start()
 

@@ -43,7 +43,8 @@ BYTES_PER_MS = RATE * 2 / 1000.0  # s16le
 
 class ScriptedEngine:
     """Deterministic and instant: a job yields the tone engine's audio for its text in `chunk_ms`
-    pieces, one per event-loop step. Jobs from number `hold_from` on wait for `release()` first."""
+    pieces, one per event-loop step. Jobs from number `hold_from` on wait for `release()` first.
+    `load` is other sessions' work: the engine's load is that plus the jobs running here."""
 
     def __init__(self, *, load: float = 0.0, chunk_ms: float = 50.0, hold_from: int | None = None) -> None:
         self.info = EngineInfo(
@@ -52,12 +53,17 @@ class ScriptedEngine:
             hints=SchedulingHints(audio_per_char_s=MS_PER_CHAR / 1000.0, nominal_speed=100.0),
         )  # fmt: skip
         self.stats = EngineStats()
-        self.ready, self.queue_depth, self.load = True, 0, load
+        self.ready, self.queue_depth, self.capacity = True, 0, 1
+        self.others_load, self.running = load, 0
         self.chunk = int(RATE * chunk_ms / 1000.0)
         self.hold_from = hold_from
         self.jobs: list[SynthesisJob] = []
         self.produced_s = 0.0
         self._gate = asyncio.Event()
+
+    @property
+    def load(self) -> float:
+        return self.others_load + self.running / self.capacity
 
     def release(self) -> None:
         self._gate.set()
@@ -67,16 +73,20 @@ class ScriptedEngine:
         return self._run(job, len(self.jobs) - 1)
 
     async def _run(self, job: SynthesisJob, index: int) -> AsyncIterator[np.ndarray]:
-        if self.hold_from is not None and index >= self.hold_from:
-            await self._gate.wait()
-        audio = tone_samples(job.text, "mid", RATE, MS_PER_CHAR)
-        for start in range(0, audio.size, self.chunk):
-            if job.cancel.cancelled:
-                return
-            chunk = audio[start : start + self.chunk]
-            self.produced_s += chunk.size / RATE
-            yield chunk
-            await asyncio.sleep(0)
+        self.running += 1  # waiting or running: both count in an engine's load
+        try:
+            if self.hold_from is not None and index >= self.hold_from:
+                await self._gate.wait()
+            audio = tone_samples(job.text, "mid", RATE, MS_PER_CHAR)
+            for start in range(0, audio.size, self.chunk):
+                if job.cancel.cancelled:
+                    return
+                chunk = audio[start : start + self.chunk]
+                self.produced_s += chunk.size / RATE
+                yield chunk
+                await asyncio.sleep(0)
+        finally:
+            self.running -= 1
 
 
 @dataclass

@@ -262,6 +262,11 @@ class Engine(Protocol):
     def load(self) -> float:
         """Jobs running or waiting per worker (0: idle; 1: every worker busy)."""
 
+    @property
+    def capacity(self) -> int:
+        """Jobs it runs at once: `load × capacity` jobs are running or waiting, so a session can
+        tell its own share of the load from everyone else's."""
+
     def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray | WordTimings]:
         """Stream float32 mono audio at `info.sample_rate` for `job` (and, only if `job.timestamps` is
         set and the engine can, `WordTimings`); `info.check` refuses what the engine cannot do before

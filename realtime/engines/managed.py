@@ -121,6 +121,7 @@ class ManagedEngine:
             "default_voice": info.default_voice,
             "queue_depth": e.queue_depth if loaded else 0,
             "load": round(e.load, 3) if loaded else 0.0,
+            "capacity": e.capacity,
             "recent_speed": None if speed is None else round(speed, 2),
             "contexts": sum(i.leases for i in (self.instance, *self.retiring) if i is not None),
             "reloading": self.reloading,

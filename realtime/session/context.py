@@ -335,6 +335,12 @@ class SpeechContext:
 
     # -- producer -----------------------------------------------------------------------------
 
+    def others_load(self) -> float:
+        """The engine's load without this context's own unfinished jobs on it: whether its next job
+        waits behind other sessions' work (its own lookahead filling the workers does not count)."""
+        mine = sum(1 for j in self._jobs if not j.finished and j.engine is self.engine)
+        return max(0.0, self.engine.load - mine / max(1, self.engine.capacity))
+
     def _inflight(self) -> int:
         return sum(1 for j in self._jobs if not j.finished)
 

@@ -134,7 +134,7 @@ class Speaker:
         if isinstance(event, AudioOut):
             out = float_to_int16(slot.resampler.process(event.samples))
             if slot.sent_samples == 0 and not hold.decided:
-                hold.decide(self.clock.now(), saturated=slot.context.engine.load >= 1.0)
+                hold.decide(self.clock.now(), saturated=slot.context.others_load() >= 1.0)
                 if (until := hold.until) is not None:
                     slot.context.hold_playback(until)
             hold.audio_arrived()

@@ -55,6 +55,7 @@ def test_engines_are_listed_with_state_capabilities_voices_and_speed(admin_serve
     assert tone["engine"] == "tone" and tone["device"] == "cpu" and tone["default"] is True
     assert tone["voices"] == ["low", "mid", "high"] and tone["capabilities"]["streaming"] == "chunk"
     assert tone["queue_depth"] == 0 and tone["recent_speed"] > 1 and tone["contexts"] == 0
+    assert tone["capacity"] == admin_server.gateway.engines.get("tone").capacity >= 1
     assert httpx.get(f"{admin_server.url}/v1/engines/tone").json()["name"] == "tone"
     missing = httpx.get(f"{admin_server.url}/v1/engines/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "engine_not_found"

@@ -310,12 +310,14 @@ def test_jobs_wait_for_a_slot_in_deadline_order(engine: Engine, loop: asyncio.Ab
             # Blockers far longer than the test needs: none may end before the waiters queue behind it.
             first = submit("blocker", LONG * 4)
             assert await until(lambda: engine.load > 0)
-            for _ in range(round(1 / engine.load) - 1):  # load counts jobs running or waiting per slot
+            assert engine.load * engine.capacity == pytest.approx(1.0), "one job of capacity"
+            for _ in range(engine.capacity - 1):  # load counts jobs running or waiting per slot
                 submit("blocker", LONG * 4)
             assert await until(lambda: engine.load == pytest.approx(1.0) and "blocker" in first_audio, 30)
             submit("late", "Due later.", deadline=1000.0)  # comes first,
             submit("early", "Due sooner.", deadline=1.0)  # but is due later than this one
             assert await until(lambda: engine.queue_depth >= 2), "two jobs wait while every slot is busy"
+            assert engine.load * engine.capacity == pytest.approx(len(jobs))
             first.cancel.cancel()  # one slot frees up; the other blockers still hold theirs
             assert await until(lambda: "early" in first_audio or "late" in first_audio, 30)
             assert "early" in first_audio and "late" not in first_audio, first_audio

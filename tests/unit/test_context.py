@@ -181,7 +181,7 @@ class ScriptedEngine:
             hints=SchedulingHints(audio_per_char_s=audio_per_char_s),
         )  # fmt: skip
         self.stats = EngineStats()
-        self.ready, self.queue_depth, self.load = True, 0, 2.0
+        self.ready, self.queue_depth, self.load, self.capacity = True, 0, 2.0, 1
         self.jobs: list[SynthesisJob] = []
         self.feeds: list[asyncio.Queue[np.ndarray | None]] = []
 

@@ -51,7 +51,7 @@ class Engine:
             hints=SchedulingHints(audio_per_char_s=MS_PER_CHAR / 1000.0, nominal_speed=100.0),
         )  # fmt: skip
         self.stats = EngineStats()
-        self.ready, self.queue_depth, self.load = True, 0, 0.0
+        self.ready, self.queue_depth, self.load, self.capacity = True, 0, 0.0, 1
         self.mode, self.after, self.from_job = "ok", 0, 0
         self.jobs: list[SynthesisJob] = []
         self.chunk = int(rate * 0.05)

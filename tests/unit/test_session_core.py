@@ -297,6 +297,22 @@ def test_a_saturated_engine_holds_the_first_audio_until_the_second_segment_or_th
     run(scenario())
 
 
+def test_a_context_filling_the_engine_with_its_own_jobs_is_not_held() -> None:
+    async def scenario() -> None:
+        engine = ScriptedEngine(load=0.0, hold_from=1)  # one worker, nobody else: its own job fills it
+        async with SessionHarness(engine=engine, start_hold_s=1.0) as h:
+            s, t = h.session, h.transport
+            s.append("Hello there, and here is the rest of what I wanted to say.", "a")
+            s.done("a")
+            await h.until(lambda: bool(t.frames()))
+            assert h.clock.now() - 100.0 < 0.1, "first audio at once: its own lookahead is no saturation"
+            engine.release()
+            await h.advance(6.0)
+            assert t.events("context.done")
+
+    run(scenario())
+
+
 def test_a_context_left_open_is_finished_when_a_later_one_waits() -> None:
     async def scenario() -> None:
         async with SessionHarness(limits=SessionLimits(context_timeout_s=2.0)) as h:

@@ -29,6 +29,7 @@ from ..base import (
     SynthesisJob,
     Voice,
 )
+from ..gated import GatedEngine
 from .pcm import Pcm16Stream
 from .settings import OPENAI_VOICES, HttpUpstreamSettings
 from .upstream import Balancer, Upstream, UpstreamError, UpstreamUnreachable
@@ -40,7 +41,7 @@ PROBE_RETRY_S = 1.0
 """Between attempts to reach an upstream at start."""
 
 
-class HttpEngine:
+class HttpEngine(GatedEngine):
     """Speech from upstream servers, admitted in deadline order and balanced across their URLs."""
 
     def __init__(self, config: HttpUpstreamSettings, name: str = "http") -> None:
@@ -85,18 +86,6 @@ class HttpEngine:
                 nominal_speed=config.nominal_speed, audio_per_char_s=config.audio_per_char_s
             ),
         )
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def queue_depth(self) -> int:
-        return self.gate.queue_depth
-
-    @property
-    def load(self) -> float:
-        return self.gate.load
 
     async def start(self) -> None:
         """Open a client per URL and wait for one to answer (it may be loading): its voice list

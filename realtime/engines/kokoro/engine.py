@@ -33,6 +33,7 @@ from ..base import (
     is_blend,
     parse_blend,
 )
+from ..gated import GatedEngine
 from ..onnx_arena import IdleTrimmer
 from ..phoneme_runs import split_phonemes
 from ..worker_pool import Emit, WorkerPool
@@ -82,7 +83,7 @@ def _voice_letter(voice: str) -> str | None:
     return voice[0] if len(voice) > 2 and voice[2] == "_" and voice[1] in "fm" else None
 
 
-class KokoroEngine:
+class KokoroEngine(GatedEngine):
     """Kokoro served by a deadline-ordered worker pool over one shared ONNX session."""
 
     def __init__(self, config: KokoroSettings) -> None:
@@ -118,6 +119,7 @@ class KokoroEngine:
             hints=SchedulingHints(nominal_speed=1.8, audio_per_char_s=0.07, audio_per_segment_s=0.1),
         )
         self._pool = WorkerPool(self._workers, name="kokoro", stats=self.stats, sample_rate=SAMPLE_RATE)
+        self.gate = self._pool.gate
         self._trimmer = IdleTrimmer(self._pool, self._arena_trims, after_s=config.arena_trim_idle_s)
         self._model: KokoroModel | None = None
         self._bank: VoiceBank | None = None
@@ -140,18 +142,6 @@ class KokoroEngine:
             or (VOICE_LANGUAGES.get(letter) if letter else None)
             or self.config.language
         )
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def queue_depth(self) -> int:
-        return self._pool.queue_depth
-
-    @property
-    def load(self) -> float:
-        return self._pool.load
 
     def _load(self) -> None:
         started = time.perf_counter()

@@ -30,6 +30,7 @@ from ..base import (
     SynthesisJob,
     Voice,
 )
+from ..gated import GatedEngine
 from .codes import FRAME_TOKENS, SAMPLE_RATE, FrameAssembler, format_prompt, frames_to_levels
 from .llm import GenerationRequest, TokenGenerator
 from .settings import OrpheusSettings
@@ -68,7 +69,7 @@ def build_generator(config: OrpheusSettings) -> TokenGenerator:
     )
 
 
-class OrpheusEngine:
+class OrpheusEngine(GatedEngine):
     """Generations admitted in deadline order, `max_sequences` at a time, decoded by a shared SNAC."""
 
     def __init__(self, config: OrpheusSettings) -> None:
@@ -94,16 +95,8 @@ class OrpheusEngine:
         self._ready = False
 
     @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
     def queue_depth(self) -> int:
         return self.gate.queue_depth + int(getattr(self.generator, "waiting_requests", 0))
-
-    @property
-    def load(self) -> float:
-        return self.gate.load
 
     async def start(self) -> None:
         from .snac_batcher import SnacBatcher

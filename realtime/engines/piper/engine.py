@@ -30,6 +30,7 @@ from ..base import (
     SynthesisJob,
     Voice,
 )
+from ..gated import GatedEngine
 from ..onnx_arena import IdleTrimmer, ShrinkableSession
 from ..phoneme_runs import split_phonemes
 from ..worker_pool import Emit, WorkerPool
@@ -86,7 +87,7 @@ def _language(config_path: Path) -> str | None:
     return (data.get("language") or {}).get("code") or data.get("espeak", {}).get("voice")
 
 
-class PiperEngine:
+class PiperEngine(GatedEngine):
     """All configured Piper voices, loaded once, served by a deadline-ordered worker pool."""
 
     def __init__(self, config: PiperSettings) -> None:
@@ -112,20 +113,9 @@ class PiperEngine:
             hints=SchedulingHints(nominal_speed=10.0, audio_per_char_s=0.05, audio_per_segment_s=0.3),
         )
         self._pool = WorkerPool(workers, name="piper", stats=self.stats, sample_rate=self.info.sample_rate)
+        self.gate = self._pool.gate
         self._trimmer = IdleTrimmer(self._pool, self._arena_trims, after_s=config.arena_trim_idle_s)
         self._ready = False
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def queue_depth(self) -> int:
-        return self._pool.queue_depth
-
-    @property
-    def load(self) -> float:
-        return self._pool.load
 
     def _load_voice(self, files: VoiceFiles) -> object:
         import onnxruntime

@@ -26,6 +26,7 @@ from ..base import (
     WordTiming,
     WordTimings,
 )
+from ..gated import GatedEngine
 from ..worker_pool import Emit, WorkerPool
 from .settings import ToneSettings
 
@@ -59,7 +60,7 @@ def tone_words(text: str, sample_rate: int, ms_per_char: float) -> tuple[WordTim
     )
 
 
-class ToneEngine:
+class ToneEngine(GatedEngine):
     """Synthetic speech with a configurable speed and first-chunk latency."""
 
     def __init__(self, config: ToneSettings) -> None:
@@ -79,19 +80,8 @@ class ToneEngine:
             hints=SchedulingHints(nominal_speed=config.speed, audio_per_char_s=config.ms_per_char / 1000.0),
         )
         self._pool = WorkerPool(config.workers, name="tone", stats=self.stats, sample_rate=config.sample_rate)
+        self.gate = self._pool.gate
         self._ready = False
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def queue_depth(self) -> int:
-        return self._pool.queue_depth
-
-    @property
-    def load(self) -> float:
-        return self._pool.load
 
     async def start(self) -> None:
         await asyncio.sleep(self.config.load_delay_s)
