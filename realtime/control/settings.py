@@ -60,7 +60,7 @@ class PlannerSettings(BaseModel):
     idle_flush_ms: float = Field(default=250.0, ge=0)
     max_inflight: int = Field(default=2, ge=1, le=8)
     loaded_start_hold_ms: float = Field(default=2500.0, ge=0)
-    """Realtime sessions on a saturated engine: hold a context's first audio until its second segment
+    """Realtime sessions on an engine saturated by other contexts: hold a context's first audio until its second segment
     is coming, at most this long (a later start instead of a stutter); 0 disables. The context's
     deadlines count from the real start, so a held context does not take workers from playing ones."""
 
