@@ -89,12 +89,13 @@ def silence_after(arrivals: list[tuple[float, float]], after: float) -> float:
 
 
 async def trial(
-    url: str, gateway: Gateway, faulty: FaultyEngine, fault: str, rng: random.Random, text: str = TEXT
+    url: str, gateway: Gateway, faulty: FaultyEngine, fault: str, rng: random.Random
 ) -> dict[str, Any]:
     faulty.recover()
     entry = gateway.engines.entry("faulty")
     assert entry is not None
     entry.health.reset()
+    text = TEXT
     async with websockets.connect(f"{url}/v1/realtime?engine=faulty&voice=mid") as ws:
         created = json.loads(await ws.recv())
         frame_s = created["output"]["frame_ms"] / 1000.0
@@ -180,7 +181,7 @@ async def run(args: argparse.Namespace, url: str, gateway: Gateway, faulty: Faul
     rng = random.Random(args.seed)
     results: dict[str, Any] = {}
     for fault in args.fault.split(","):
-        rows = [await trial(url, gateway, faulty, fault, rng, args.text) for _ in range(args.trials)]
+        rows = [await trial(url, gateway, faulty, fault, rng) for _ in range(args.trials)]
         results[fault] = summarize(rows)
     return results
 
@@ -192,7 +193,6 @@ def main() -> None:
     parser.add_argument("--fallback", default="piper")
     parser.add_argument("--stall-ms", type=float, default=1500.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--text", default=TEXT, help="what each trial says (its audio must outlast the kill)")
     parser.add_argument(
         "--memory", type=int, default=0, help="unload/reload cycles of the fallback to measure"
     )
