@@ -182,9 +182,9 @@ def test_the_failover_benchmark_measures_a_kill_mid_sentence(monkeypatch: pytest
 
     from loadtest import bench_failover
 
-    # One sentence of the benchmark's answer, not both: the kill comes 0.7 s and 1.1 s (seed 3) into
-    # its ~4.4 s of audio, the primary only 1.5x real time, so most of it is still the fallback's to say.
-    text = "The primary speaks first, a clause at a time, until it dies in the middle of a sentence."
+    # Three clauses of the benchmark's answer, not all of it: the kill comes 0.7 s and 1.1 s (seed 3)
+    # into their ~3 s of audio, the primary only 1.5x real time, so the rest is still the fallback's.
+    text = "The primary speaks first, a clause at a time, until it dies."
     assert bench_failover.TEXT.startswith(text[:-1])
     monkeypatch.setattr(bench_failover, "TEXT", text)
     args = argparse.Namespace(trials=1, fault="fail,stall", seed=3)
