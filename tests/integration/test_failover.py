@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -18,37 +20,59 @@ from tests.server import LiveServer, wait_for
 
 STALL_MS = 400.0
 RETRY_AFTER_S = 1.0
-TEXT = (
-    "The primary speaks first, a clause at a time, until it dies in the middle of this sentence. "
-    "Then the fallback takes over and finishes what is left."
-)
-"""Cut as "The primary speaks first," | "a clause at a time," | "until it dies ... sentence." | the rest:
-the kill lands in the first segment's audio, and the third, mid-sentence, is the fallback's first even
-when a stall lets the primary finish the second. With a shorter second sentence the planner cut the
-first one's rest whole, all of it the primary's under a stall; a longer one only adds paced seconds."""
+TEXT = "The primary speaks first, a clause at a time, until it dies in the middle of this sentence. " * 2
 
 
-@pytest.fixture(scope="module")
-def faulty_server() -> Iterator[tuple[LiveServer, FaultyEngine]]:
-    faulty = FaultyEngine(speed=6.0, chunk_ms=40.0, workers=4)
+@contextmanager
+def faulty_gateway(
+    speed: float, fallback_speed: float, **tone: Any
+) -> Iterator[tuple[LiveServer, FaultyEngine]]:
+    """A gateway with the faulty primary (`speed` x real time) and the tone engine as its fallback."""
+    faulty = FaultyEngine(speed=speed, chunk_ms=40.0, workers=4, **tone)
 
     def prepare(gw: Gateway) -> None:
         gw.engines.register("faulty", faulty)
 
     with LiveServer(
-        prepare=prepare, engines=["tone"], tone={"speed": 20.0, "workers": 4},
+        prepare=prepare, engines=["tone"], tone={"speed": fallback_speed, "workers": 4, **tone},
         failover={"fallbacks": {"faulty": ["tone"]}, "stall_ms": STALL_MS, "retry_after_s": RETRY_AFTER_S},
     ) as live:  # fmt: skip
         yield live, faulty
 
 
-@pytest.fixture
-def healthy(faulty_server: tuple[LiveServer, FaultyEngine]) -> tuple[LiveServer, FaultyEngine]:
-    live, faulty = faulty_server
+@pytest.fixture(scope="module")
+def faulty_server() -> Iterator[tuple[LiveServer, FaultyEngine]]:
+    with faulty_gateway(speed=6.0, fallback_speed=20.0) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def faulty_realtime_server() -> Iterator[tuple[LiveServer, FaultyEngine]]:
+    """For answers paced at real time: both engines say 30 ms a character (not 60) at half the speed,
+    so synthesis takes as long per character as on `faulty_server` (the kill lands at the same point
+    of the text: the same segments go to the fallback) while the answer plays in half the time."""
+    with faulty_gateway(speed=3.0, fallback_speed=10.0, ms_per_char=30.0) as pair:
+        yield pair
+
+
+def recovered(pair: tuple[LiveServer, FaultyEngine]) -> tuple[LiveServer, FaultyEngine]:
+    live, faulty = pair
     faulty.recover()
     assert wait_for(lambda: live.gateway.engines.usable("faulty"), RETRY_AFTER_S + 2)
     live.gateway.engines.entry("faulty").health.reset()  # type: ignore[union-attr]
     return live, faulty
+
+
+@pytest.fixture
+def healthy(faulty_server: tuple[LiveServer, FaultyEngine]) -> tuple[LiveServer, FaultyEngine]:
+    return recovered(faulty_server)
+
+
+@pytest.fixture
+def healthy_realtime(
+    faulty_realtime_server: tuple[LiveServer, FaultyEngine],
+) -> tuple[LiveServer, FaultyEngine]:
+    return recovered(faulty_realtime_server)
 
 
 def failovers(live: LiveServer) -> dict[tuple[str, str, str], float]:
@@ -117,9 +141,9 @@ def _largest_gap(frames: list[Audio], after: float) -> float:
 
 @pytest.mark.parametrize("fault", ["fail", "stall"])
 def test_a_realtime_context_goes_on_on_the_fallback_when_its_primary_dies_mid_sentence(
-    healthy: tuple[LiveServer, FaultyEngine], fault: str
+    healthy_realtime: tuple[LiveServer, FaultyEngine], fault: str
 ) -> None:
-    live, faulty = healthy
+    live, faulty = healthy_realtime
 
     async def main() -> None:
         async with session(live, query={"engine": "faulty", "voice": "mid"}) as client:
