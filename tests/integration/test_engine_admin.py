@@ -229,7 +229,9 @@ def test_four_sessions_speak_through_load_swap_unload_and_reload_without_an_erro
             # Paced at real time with a 300 ms lead: a stall is a frame arriving far later than the one before.
             assert max(g for per in gaps for g in per) < 0.5, gaps
 
-    with LiveServer(engines=["tone"], tone={"speed": 8.0}, drain_timeout_s=20.0) as live:
+    # 20 ms a character (not the default 60): each context speaks ~1.5 s, not ~4.5 s; the admin steps
+    # still land mid-context (tone drains c0-0, tone-b drains c0-1) and frames are paced as before.
+    with LiveServer(engines=["tone"], tone={"speed": 8.0, "ms_per_char": 20.0}, drain_timeout_s=20.0) as live:
         run(main(live), timeout=120)
         assert engines(live)["tone"]["contexts"] == 0
 

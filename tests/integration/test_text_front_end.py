@@ -1,8 +1,9 @@
 """The text front end and SSML through a real server on loopback.
 
 The tone engine declares `text_front_end = "full"` here, and its audio is an exact function of the
-text it reads (60 ms per character, 5 ms less per seam): how long the audio is tells what the
-engine read, while `segment.started` must show what the client wrote.
+text it reads (20 ms per character, 5 ms less per seam): how long the audio is tells what the
+engine read, while `segment.started` must show what the client wrote. (20 ms, not the tone engine's
+default 60: a realtime session's audio is paced at real time, and its answer is 120 characters.)
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from tests.audio_check import decode
 from tests.realtime_client import run, session
 from tests.server import LiveServer
 
-MS_PER_CHAR = 60.0
+MS_PER_CHAR = 20.0
 SEAM_MS = 5.0
 
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
-    with LiveServer(engines=["tone"], tone={"text_front_end": "full"}) as server:
+    with LiveServer(engines=["tone"], tone={"text_front_end": "full", "ms_per_char": MS_PER_CHAR}) as server:
         yield server
 
 
@@ -37,9 +38,11 @@ def test_a_rest_break_is_a_second_of_real_silence(live: LiveServer) -> None:
     paused = speech(live, '<speak>Hello there. <break time="1s"/>General Kenobi.</speak>', ssml=True)
     assert plain.status_code == paused.status_code == 200
     before, after = decode(plain.content, "pcm"), decode(paused.content, "pcm")
-    # One second more, less what the break replaced: the space between the sentences (60 ms of tone)
-    # and one more 5 ms seam (the break ends a piece).
-    assert after.duration_s - before.duration_s == pytest.approx(1.0 - 0.060 - 0.005, abs=0.001)
+    # One second more, less what the break replaced: the space between the sentences (a character of
+    # tone) and one more 5 ms seam (the break ends a piece).
+    assert after.duration_s - before.duration_s == pytest.approx(
+        1.0 - MS_PER_CHAR / 1000 - SEAM_MS / 1000, abs=0.001
+    )
     # The second is silence, right after "Hello there." (12 characters of tone).
     start = int(12 * MS_PER_CHAR / 1000 * 24000)
     assert abs(after.samples[start : start + int(0.95 * 24000)]).max() < 1e-3

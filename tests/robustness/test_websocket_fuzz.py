@@ -95,7 +95,9 @@ class Canary:
         async with session(self.gateway, query=QUERY) as client:
             while not self._stop.is_set():
                 context_id = f"answer-{self.answers}"
-                for word in PARAGRAPH.split(" ")[:40]:
+                # 20 words, ~7 s of audio: as long as the attacks take, so that one answer spans them
+                # (40 words, ~16 s, kept the test waiting ~10 s after the last attack).
+                for word in PARAGRAPH.split(" ")[:20]:
                     await client.append(word + " ", context_id)
                     await asyncio.sleep(0.01)
                 await client.done(context_id)
