@@ -72,6 +72,11 @@ async def _say(args: argparse.Namespace) -> int:
                 print(event.message, file=sys.stderr)
                 return 1
         data += output.finish()
+        if not output.samples_out:
+            print(
+                "the text has nothing this voice can speak (emoji and markup are not read)", file=sys.stderr
+            )
+            return 2
         await asyncio.to_thread(Path(args.output).write_bytes, bytes(data))
         print(f"wrote {output.duration_s:.2f} s of {fmt} at {rate} Hz to {args.output}", file=sys.stderr)
         return 0

@@ -580,6 +580,10 @@ class SpeechContext:
     async def _produce(self) -> None:
         while not self._cancelled:
             self._try_start_jobs()
+            if self.finished:
+                # The last text may have started no job (an emoji or punctuation alone): no job's
+                # audio will wake the consumer to see that the context is over, so wake it here.
+                self._wake_consumer.set()
             timeout = None
             if self.segmenter.pending.strip() and not self._done:
                 timeout = self.phrasing.next_wake(self.clock.now())

@@ -164,17 +164,20 @@ async def _encoded(
 ) -> AsyncGenerator[bytes | ContextError, None]:
     """The context's audio as encoded bytes, as they come (the encoder's tail at the end); a failed
     synthesis ends it with the tail of what was encoded, then the `ContextError`. A failure before
-    any audio yields no tail: a container's header alone would go out as a 200 with no speech."""
+    any audio, or an end without any, yields no tail: a container's header alone would go out as a
+    200 with no speech."""
+    heard = False  # any audio at all: without, a container's header must not go out (an emoji alone)
     async for event in events:
         if isinstance(event, AudioOut):
+            heard = heard or event.samples.size > 0
             if data := output.write(event.samples):
                 yield data
         elif isinstance(event, ContextError):
-            if output.samples_out and (tail := output.finish()):
+            if heard and (tail := output.finish()):
                 yield tail
             yield event
             return
-    if tail := output.finish():
+    if heard and (tail := output.finish()):
         yield tail
 
 

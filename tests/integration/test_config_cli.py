@@ -85,10 +85,15 @@ def test_cli_rejects_bad_speed(tmp_path: Path) -> None:
 
 
 def test_cli_say_refuses_text_that_is_not_unicode_or_has_nothing_to_speak(tmp_path: Path) -> None:
-    for text, message in (("bad \udc80 byte", "surrogate"), ("...!?", "nothing to speak")):
+    cases = (
+        ("bad \udc80 byte", "surrogate"),
+        ("...!?", "nothing to speak"),
+        ("\N{GRINNING FACE}", "nothing this voice"),
+    )
+    for text, message in cases:
         result = subprocess.run(
             [sys.executable, "-m", "realtime", "say", text, "-o", str(tmp_path / "x.wav")],
             capture_output=True, text=True, timeout=60, errors="replace",
         )  # fmt: skip
         assert result.returncode == 2 and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "x.wav").exists()

@@ -414,3 +414,26 @@ def test_a_close_reason_quoting_a_long_session_id_still_fits_its_frame(gateway: 
 
     run(scenario())
     assert not problems_in(gateway.log)
+
+
+# 9. An emoji alone: the text front end left nothing to say, no job started, and nothing woke the
+#    context to finish: REST never answered (the fuzz waited out its client's timeout), a realtime
+#    context never sent `context.done`.
+@pytest.mark.parametrize("emoji", ["\N{GRINNING FACE}", "\N{EMOJI MODIFIER FITZPATRICK TYPE-1-2}"])
+def test_an_emoji_alone_is_answered_not_left_hanging(gateway: GatewayProcess, emoji: str) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=15) as client:
+        body = {"model": "tts-1", "voice": "alloy", "input": emoji}
+        response = client.post(SPEECH, json=body, headers=auth())
+    assert response.status_code == 400 and response.json()["error"]["code"] == "no_speech", response.text
+
+    async def scenario() -> None:
+        async with session(gateway, query={"api_key": GOOD_KEY}) as client:
+            assert (await client.speak(emoji, "alone", timeout=10))["audio_ms"] == 0
+            await client.append("Hello there. ", "after")
+            await client.expect("segment.started", 10, context_id="after")
+            await client.append(emoji, "after")  # a segment of its own, after the first has started
+            await client.done("after")
+            assert (await client.expect("context.done", 10, context_id="after"))["audio_ms"] > 500
+
+    run(scenario())
+    assert not problems_in(gateway.log)

@@ -313,6 +313,26 @@ def test_a_context_filling_the_engine_with_its_own_jobs_is_not_held() -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize(
+    "parts", [["\N{GRINNING FACE}"], ["Hello there. ", "\N{EMOJI MODIFIER FITZPATRICK TYPE-1-2}"], ["... !"]]
+)
+def test_a_context_whose_text_says_nothing_at_the_end_still_finishes(parts: list[str]) -> None:
+    async def scenario() -> None:
+        async with SessionHarness() as h:
+            s, t = h.session, h.transport
+            for part in parts:  # the emoji comes after the first segment has started: a segment alone
+                s.append(part, "a")
+                await h.advance(0.5)
+            s.done("a")
+            await h.advance(5.0)
+            (done,) = t.events("context.done")
+            spoken = [e["text"] for e in t.events("segment.started")]
+            assert spoken == [p.strip() for p in parts[:-1]], spoken
+            assert (done["audio_ms"] > 0) == bool(spoken)
+
+    run(scenario())
+
+
 def test_a_context_left_open_is_finished_when_a_later_one_waits() -> None:
     async def scenario() -> None:
         async with SessionHarness(limits=SessionLimits(context_timeout_s=2.0)) as h:
