@@ -20,17 +20,19 @@ from typing import Any
 import numpy as np
 
 from realtime.engines.base import EngineError, SynthesisJob
+from realtime.engines.gated import GatedEngine
 from realtime.engines.tone.engine import ToneEngine
 from realtime.engines.tone.settings import ToneSettings
 
 POLL_S = 0.005
 
 
-class FaultyEngine:
+class FaultyEngine(GatedEngine):
     def __init__(self, name: str = "faulty", *, gain: float = 1.0, **tone: Any) -> None:
         """`gain` scales its audio: at 0.5 no frame of it is as loud as the tone engine's, so a listener
         can tell which engine made a frame (`bench_failover`)."""
         self._tone = ToneEngine(ToneSettings(**tone))
+        self.gate = self._tone.gate  # queue depth, load and capacity are the tone engine's
         self.gain = gain
         self.info = replace(self._tone.info, name=name)
         self.stats = self._tone.stats
@@ -57,18 +59,6 @@ class FaultyEngine:
     @property
     def ready(self) -> bool:
         return self._tone.ready
-
-    @property
-    def queue_depth(self) -> int:
-        return self._tone.queue_depth
-
-    @property
-    def load(self) -> float:
-        return self._tone.load
-
-    @property
-    def capacity(self) -> int:
-        return self._tone.capacity
 
     async def start(self) -> None:
         await self._tone.start()
