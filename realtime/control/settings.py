@@ -60,9 +60,10 @@ class PlannerSettings(BaseModel):
     idle_flush_ms: float = Field(default=250.0, ge=0)
     max_inflight: int = Field(default=2, ge=1, le=8)
     loaded_start_hold_ms: float = Field(default=2500.0, ge=0)
-    """Realtime sessions on an engine saturated by other contexts: hold a context's first audio until its second segment
-    is coming, at most this long (a later start instead of a stutter); 0 disables. The context's
-    deadlines count from the real start, so a held context does not take workers from playing ones."""
+    """Realtime sessions on an engine saturated by other contexts (a context's own next segments do not
+    count): hold a context's first audio until its second segment is coming, at most this long (a later
+    start instead of a stutter); 0 disables. The context's deadlines count from the real start, so a
+    held context does not take workers from playing ones."""
 
 
 class FailoverSettings(BaseModel):

@@ -84,19 +84,19 @@ class IdleTrimmer:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.after_s / 4)
-            idle = self.pool.idle_for()
-            if self.pool.jobs_started > self._trimmed_after and idle is not None and idle >= self.after_s:
+            idle = self.pool.gate.idle_for()
+            if self.pool.gate.admitted > self._trimmed_after and idle is not None and idle >= self.after_s:
                 await self._trim_pass()
 
     async def _trim_pass(self) -> None:
         for trim in self.trims():
-            if self.pool.load > 0:
+            if self.pool.gate.load > 0:
                 return  # work arrived: its spell gets a pass of its own once it is idle again
-            before = self.pool.jobs_started
+            before = self.pool.gate.admitted
             try:
                 await self.pool.run_blocking(trim)
             except Exception as exc:
                 log.warning("could not trim the engine's memory arena", extra={"error": repr(exc)})
-            if self.pool.jobs_started > before + 1:
+            if self.pool.gate.admitted > before + 1:
                 return  # a job started meanwhile: not trimmed after it
-            self._trimmed_after = self.pool.jobs_started
+            self._trimmed_after = self.pool.gate.admitted

@@ -52,35 +52,13 @@ class WorkerPool:
         busy synthesizing, the loop that paces frames and answers barge-in still gets one at once."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
-        self.workers = workers
         self.gate = DeadlineGate(workers)
+        """Admission, and what the pool's load is read from (`queue_depth`, `busy`, `load`, `idle_for`)."""
         self._threads = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=name, initializer=_lower_priority, initargs=(nice,)
         )
         self._stats = stats
         self._sample_rate = sample_rate
-
-    @property
-    def jobs_started(self) -> int:
-        """Slots asked for so far (jobs and one-off calls)."""
-        return self.gate.admitted
-
-    @property
-    def queue_depth(self) -> int:
-        return self.gate.queue_depth
-
-    @property
-    def busy(self) -> int:
-        return self.gate.busy
-
-    @property
-    def load(self) -> float:
-        """Jobs running or waiting, per worker: how long a newcomer will likely wait."""
-        return self.gate.load
-
-    def idle_for(self) -> float | None:
-        """Seconds since the last slot was given back with nothing waiting; None while busy."""
-        return self.gate.idle_for()
 
     async def run_blocking(self, fn: Callable[[], object], deadline: float = 0.0) -> object:
         """Run a one-off blocking call (e.g. warm-up) in a worker slot."""

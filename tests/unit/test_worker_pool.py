@@ -49,10 +49,10 @@ def test_jobs_are_admitted_earliest_deadline_first() -> None:
     async def main() -> list[str]:
         gated = GatedPool()
         blocker = asyncio.create_task(gated.consume(SynthesisJob("blocker", "v")))
-        await wait_until(lambda: gated.pool.busy == 1)
+        await wait_until(lambda: gated.pool.gate.busy == 1)
         jobs = [SynthesisJob(t, "v", deadline=d) for t, d in [("c", 3.0), ("a", 1.0), ("b", 2.0)]]
         waiting = [asyncio.create_task(gated.consume(job)) for job in jobs]
-        await wait_until(lambda: gated.pool.queue_depth == 3)
+        await wait_until(lambda: gated.pool.gate.queue_depth == 3)
         gated.gate.set()
         await asyncio.gather(blocker, *waiting)
         await gated.pool.close()
@@ -68,10 +68,10 @@ def test_a_deadline_moved_while_waiting_decides_the_order() -> None:
     async def main() -> list[str]:
         gated = GatedPool()
         blocker = asyncio.create_task(gated.consume(SynthesisJob("blocker", "v")))
-        await wait_until(lambda: gated.pool.busy == 1)
+        await wait_until(lambda: gated.pool.gate.busy == 1)
         a, b = SynthesisJob("a", "v", deadline=1.0), SynthesisJob("b", "v", deadline=2.0)
         waiting = [asyncio.create_task(gated.consume(job)) for job in (a, b)]
-        await wait_until(lambda: gated.pool.queue_depth == 2)
+        await wait_until(lambda: gated.pool.gate.queue_depth == 2)
         b.deadline = 0.5  # b's session ran dry sooner than predicted
         gated.gate.set()
         await asyncio.gather(blocker, *waiting)
@@ -104,7 +104,7 @@ def test_abandoned_stream_cancels_the_job_and_frees_the_slot() -> None:
                 break
             await asyncio.sleep(0.01)
         assert stats.jobs_cancelled == 1 and emitted < 1000
-        assert pool.busy == 0
+        assert pool.gate.busy == 0
         # The slot is usable again.
         chunks = [
             c async for c in pool.stream(SynthesisJob("y", "v"), lambda j, e: e(np.ones(3, np.float32)))
@@ -130,10 +130,10 @@ def test_waiter_cancelled_in_the_queue_is_removed() -> None:
 
         task2 = asyncio.create_task(second())
         await asyncio.sleep(0.02)
-        assert pool.queue_depth == 1
+        assert pool.gate.queue_depth == 1
         task2.cancel()
         await asyncio.sleep(0)
-        assert pool.queue_depth == 0
+        assert pool.gate.queue_depth == 0
         gate.set()
         await task1
         await first.aclose()
@@ -155,7 +155,7 @@ def test_engine_exception_reaches_the_consumer() -> None:
             async for _ in pool.stream(SynthesisJob("a", "v"), work):
                 pass
         await pool.close()
-        assert stats.jobs_failed == 1 and pool.busy == 0
+        assert stats.jobs_failed == 1 and pool.gate.busy == 0
 
     run(main())
 
